@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CampaignsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "campaigns"
+    verbose_name = _("Campaigns")
+
+    def ready(self) -> None:
+        from campaigns import receivers
+        from contacts.consent import consent_withdrawn
+
+        consent_withdrawn.connect(receivers.cancel_on_withdrawn_consent, dispatch_uid="campaigns.cancel_on_withdrawn_consent")

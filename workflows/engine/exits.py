@@ -1,0 +1,169 @@
+"""Exit conditions and goals: checked when events arrive and, for exits, again before every step."""
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db.models import OuterRef, Q
+
+from campaigns.metrics import MetricBatch
+from campaigns.models import Delivery
+from contacts import conditions
+from contacts.models import Event
+from workflows.engine.batch import Batch, Run
+from workflows.models import Enrollment, Step, StepLog, Workflow
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 5000
+RUNNING_STATUSES = (Workflow.Status.LIVE, Workflow.Status.PAUSED)
+
+
+def compiled_exit(workflow: Workflow, now: datetime) -> Q:
+    return conditions.compile(
+        workflow.exit_condition, since=OuterRef("enrolled_at"), key=OuterRef("key"), now=now, contact_path="contact__"
+    )
+
+
+def exit_matching_runs(batch: Batch, runs: list[Run]) -> None:
+    """Exit the runs whose workflow's exit condition matches, before they take another step."""
+    by_workflow: dict[int, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_workflow[run.workflow_id].append(run)
+
+    for workflow_id, workflow_runs in by_workflow.items():
+        plan = batch.plans[workflow_id]
+        if not plan.workflow.exit_condition:
+            continue
+        compiled = compiled_exit(plan.workflow, batch.now)
+        matched: set[int] = set()
+        ids = [run.id for run in workflow_runs]
+        for start in range(0, len(ids), CHUNK):
+            matched.update(
+                Enrollment.objects.filter(pk__in=ids[start : start + CHUNK]).filter(compiled).values_list("pk", flat=True)
+            )
+        for run in workflow_runs:
+            if run.id in matched:
+                batch.finish(run, Enrollment.State.EXITED, "exit condition", plan.by_id.get(run.step_id))
+
+
+def exit_enrollments(enrollments: list[Enrollment], reason: str, now: datetime) -> int:
+    """Exit the given active enrollments, logging each; return how many were still active."""
+    ids = [enrollment.pk for enrollment in enrollments]
+    exited = 0
+    for start in range(0, len(ids), CHUNK):
+        exited += Enrollment.objects.filter(pk__in=ids[start : start + CHUNK], state=Enrollment.State.ACTIVE).update(
+            state=Enrollment.State.EXITED, exit_reason=reason, finished_at=now, next_run_at=None
+        )
+
+    metrics = MetricBatch()
+    StepLog.objects.bulk_create(
+        [
+            StepLog(
+                enrollment_id=enrollment.pk,
+                step_id=enrollment.step_id,
+                visit=enrollment.visit,
+                outcome=StepLog.Outcome.EXITED,
+                reason=reason,
+                at=now,
+            )
+            for enrollment in enrollments
+        ],
+        batch_size=CHUNK,
+    )
+    for enrollment in enrollments:
+        metrics.add(enrollment.step_id, now, "exited")
+    metrics.write()
+    return exited
+
+
+def exit_on_events(events: list[Event], now: datetime) -> int:
+    """Exit active enrollments of the events' contacts whose workflow's exit condition now matches."""
+    contact_ids = sorted({event.contact_id for event in events})
+    if not contact_ids:
+        return 0
+    total = 0
+    for workflow in Workflow.objects.filter(status__in=RUNNING_STATUSES).exclude(exit_condition={}):
+        matching = list(
+            Enrollment.objects.filter(workflow=workflow, state=Enrollment.State.ACTIVE, contact_id__in=contact_ids).filter(
+                compiled_exit(workflow, now)
+            )
+        )
+        if matching:
+            total += exit_enrollments(matching, "exit condition", now)
+            logger.info("workflow %s: %s enrollments exited on arriving events", workflow.pk, len(matching))
+    return total
+
+
+def check_goals(events: list[Event], now: datetime) -> int:
+    """Count goal events as conversions (with their revenue) and exit where the workflow says so."""
+    by_type: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        by_type[event.type].append(event)
+    workflows = Workflow.objects.filter(goal_event__in=list(by_type), status__in=RUNNING_STATUSES)
+
+    converted = 0
+    for workflow in workflows:
+        goal_events = by_type[workflow.goal_event]
+        window = timedelta(days=workflow.goal_window_days)
+        earliest = min(event.occurred_at for event in goal_events) - window
+        candidates = Enrollment.objects.filter(
+            workflow=workflow,
+            contact_id__in={event.contact_id for event in goal_events},
+            converted_at__isnull=True,
+            enrolled_at__gte=earliest,
+        ).exclude(state=Enrollment.State.FAILED)
+        by_contact: dict[int, list[Enrollment]] = defaultdict(list)
+        for enrollment in candidates:
+            by_contact[enrollment.contact_id].append(enrollment)
+
+        for event in sorted(goal_events, key=lambda item: item.occurred_at):
+            for enrollment in by_contact.get(event.contact_id, []):
+                if enrollment.converted_at is not None:
+                    continue
+                if not (enrollment.enrolled_at < event.occurred_at <= enrollment.enrolled_at + window):
+                    continue
+                if workflow.goal_same_key and event.key and enrollment.key and event.key != enrollment.key:
+                    continue
+                record_conversion(workflow, enrollment, event, now)
+                converted += 1
+    return converted
+
+
+def record_conversion(workflow: Workflow, enrollment: Enrollment, event: Event, now: datetime) -> None:
+    enrollment.converted_at = event.occurred_at
+    enrollment.revenue = event.value or 0
+    Enrollment.objects.filter(pk=enrollment.pk).update(converted_at=event.occurred_at, revenue=enrollment.revenue)
+
+    # Last touch: the conversion counts for the step of the latest message sent in this enrollment,
+    # or the step the contact is at when nothing was sent yet.
+    last_sent = Delivery.objects.filter(enrollment=enrollment, status=Delivery.Status.SENT).order_by("-sent_at", "-id").first()
+    step_id = last_sent.step_id if last_sent else enrollment.step_id
+    metrics = MetricBatch()
+    metrics.add(step_id, event.occurred_at, "converted")
+    metrics.add_revenue(step_id, event.occurred_at, enrollment.revenue)
+    metrics.write()
+    StepLog.objects.create(
+        enrollment=enrollment,
+        step_id=step_id,
+        visit=enrollment.visit,
+        outcome=StepLog.Outcome.CONVERTED,
+        reason=f"{event.type} {event.value or ''}".strip(),
+        at=now,
+    )
+    if workflow.exit_on_goal and enrollment.state == Enrollment.State.ACTIVE:
+        exit_enrollments([enrollment], "goal reached", now)
+        enrollment.state = Enrollment.State.EXITED
+
+
+def exit_for_withdrawn_consent(contact_ids: list[int], channel: str, now: datetime) -> int:
+    """Exit the contacts from every workflow that sends promotional messages on ``channel``."""
+    promotional = Step.objects.filter(template__channel=channel, template__transactional=False).values("workflow_id")
+    enrollments = list(
+        Enrollment.objects.filter(contact_id__in=contact_ids, state=Enrollment.State.ACTIVE, workflow_id__in=promotional)
+    )
+    if not enrollments:
+        return 0
+    exited = exit_enrollments(enrollments, f"unsubscribed from {channel}", now)
+    logger.info("contacts %s left %s enrollments after unsubscribing from %s", contact_ids[:10], exited, channel)
+    return exited

@@ -1,0 +1,56 @@
+"""Changing a workflow's status: activation checks that it can run; pausing holds its enrollments."""
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from workflows.models import Step, Workflow
+
+logger = logging.getLogger(__name__)
+
+
+def problems(workflow: Workflow) -> list[str]:
+    """List what keeps the workflow from going live, as sentences for staff."""
+    found = []
+    steps = list(workflow.steps.select_related("template").order_by("position", "id"))
+    if not steps:
+        found.append(_("The workflow has no steps."))
+    try:
+        workflow.full_clean()
+    except ValidationError as error:
+        found.extend(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+
+    keys = {step.key for step in steps}
+    for step in steps:
+        try:
+            step.full_clean(exclude=["workflow"])
+        except ValidationError as error:
+            for messages in error.message_dict.values():
+                found.extend(_("Step %(step)s: %(message)s") % {"step": step.key, "message": message} for message in messages)
+        if step.kind == Step.Kind.CONDITION:
+            for target in (step.if_true, step.if_false):
+                if target not in ("next", "exit") and target not in keys:
+                    found.append(
+                        _("Step %(step)s branches to %(target)r, which is not a step key; use next, exit or one of: %(keys)s.")
+                        % {"step": step.key, "target": target, "keys": ", ".join(sorted(keys))}
+                    )
+    return found
+
+
+def activate(workflow: Workflow) -> list[str]:
+    """Set the workflow live when it has no problems; return the problems otherwise."""
+    found = problems(workflow)
+    if found:
+        return found
+    Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.LIVE)
+    workflow.status = Workflow.Status.LIVE
+    logger.info("workflow %s is live", workflow.pk)
+    return []
+
+
+def pause(workflow: Workflow) -> None:
+    """Pause: enrollments keep their place and are not advanced until the workflow is live again."""
+    Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.PAUSED)
+    workflow.status = Workflow.Status.PAUSED
+    logger.info("workflow %s is paused", workflow.pk)

@@ -1,0 +1,31 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from workflows.engine.tick import tick
+
+
+class Command(BaseCommand):
+    help = "Run one engine tick: process pending events, advance due enrollments, send due messages."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--now", help="Run as if the time were this ISO 8601 date-time, e.g. 2026-03-01T09:00:00+01:00.")
+        parser.add_argument("--no-dispatch", action="store_true", help="Queue messages but do not send them.")
+
+    def handle(self, *args, **options):
+        now = timezone.now()
+        if options["now"]:
+            now = parse_datetime(options["now"])
+            if now is None:
+                raise CommandError(
+                    _("Invalid --now value %(value)r: use ISO 8601, e.g. 2026-03-01T09:00:00+01:00.") % {"value": options["now"]}
+                )
+            if timezone.is_naive(now):
+                now = timezone.make_aware(now, timezone.get_default_timezone())
+
+        result = tick(now, dispatch=not options["no_dispatch"])
+        self.stdout.write(
+            _("Tick at %(now)s: %(events)s events processed, %(advanced)s enrollments advanced, %(dispatched)s messages handled.")
+            % {"now": now.isoformat(), "events": result.events, "advanced": result.advanced, "dispatched": result.dispatched}
+        )

@@ -1,0 +1,249 @@
+from datetime import timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from campaigns.models import MessageTemplate
+from contacts import conditions
+from contacts.models import Contact
+
+
+class Workflow(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        LIVE = "live", _("Live")
+        PAUSED = "paused", _("Paused")
+        ARCHIVED = "archived", _("Archived")
+
+    class EntryRule(models.TextChoices):
+        ONCE = "once", _("Once per contact, ever")
+        EVERY_TIME = "every_time", _("Every time the trigger fires (one active enrollment per key)")
+
+    # Configuration.
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    objective = models.TextField(
+        _("objective"), blank=True, help_text=_("What the workflow is for, e.g. recover 10% of abandoned carts within 72 hours.")
+    )
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.DRAFT)
+    priority = models.IntegerField(_("priority"), default=0, help_text=_("Higher wins when workflows compete for a contact."))
+    trigger_event = models.CharField(
+        _("trigger event"), max_length=64, help_text=_("The event type that enrolls a contact, e.g. checkout_started.")
+    )
+    trigger_filter = models.JSONField(
+        _("trigger filter"),
+        default=dict,
+        blank=True,
+        help_text=_('Condition on the event\'s properties and the contact, e.g. {"property": "total_price", "gte": 50}.'),
+    )
+    keyed = models.BooleanField(
+        _("one enrollment per checkout or order"),
+        default=False,
+        help_text=_("Enroll once per trigger key (checkout token, order id) instead of once per contact."),
+    )
+    entry_rule = models.CharField(_("entry rule"), max_length=20, choices=EntryRule.choices, default=EntryRule.ONCE)
+    exit_condition = models.JSONField(
+        _("exit condition"),
+        default=dict,
+        blank=True,
+        help_text=_("Checked when events arrive and before every step; a match ends the enrollment."),
+    )
+    goal_event = models.CharField(_("goal event"), max_length=64, blank=True, help_text=_("E.g. order_placed."))
+    goal_same_key = models.BooleanField(
+        _("goal needs the same key"), default=False, help_text=_("Count only a goal event about the same checkout or order.")
+    )
+    goal_window_days = models.PositiveIntegerField(
+        _("goal window (days)"),
+        default=14,
+        help_text=_("A goal event counts when it happens this many days after enrollment or sooner."),
+    )
+    goal_target_percent = models.DecimalField(
+        _("goal target (%)"), max_digits=5, decimal_places=2, null=True, blank=True, help_text=_("E.g. 8 for 8% converted.")
+    )
+    exit_on_goal = models.BooleanField(_("exit when the goal is reached"), default=True)
+    template_slug = models.CharField(_("installed from template"), max_length=100, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-priority", "name"]
+        verbose_name = _("workflow")
+        verbose_name_plural = _("workflows")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        for field in ("trigger_filter", "exit_condition"):
+            try:
+                conditions.validate(getattr(self, field), allow_properties=field == "trigger_filter")
+            except conditions.ConditionError as error:
+                raise ValidationError({field: str(error)}) from error
+
+
+slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", _("Use lower-case letters, digits, - and _ only."))
+
+
+class Step(models.Model):
+    class Kind(models.TextChoices):
+        WAIT = "wait", _("Wait")
+        CONDITION = "condition", _("Condition")
+        SEND_EMAIL = "send_email", _("Send email")
+        ADD_TAG = "add_tag", _("Add tag")
+        REMOVE_TAG = "remove_tag", _("Remove tag")
+        CHANGE_SCORE = "change_score", _("Change lead score")
+        EXIT = "exit", _("Exit")
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps", verbose_name=_("workflow"))
+    position = models.PositiveIntegerField(_("position"), default=0, db_index=True)
+    key = models.CharField(
+        _("key"), max_length=50, validators=[slug_validator], help_text=_("Stable name that branches point to, e.g. email-1.")
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+
+    # Wait.
+    wait_days = models.PositiveIntegerField(_("days"), default=0)
+    wait_hours = models.PositiveIntegerField(_("hours"), default=0)
+    wait_minutes = models.PositiveIntegerField(_("minutes"), default=0)
+    # Send.
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="steps", verbose_name=_("message")
+    )
+    # Tags and score.
+    tag = models.CharField(_("tag"), max_length=100, blank=True)
+    score_delta = models.IntegerField(_("score change"), default=0, help_text=_("Added to the lead score; negative subtracts."))
+    # Condition.
+    condition = models.JSONField(_("condition"), default=dict, blank=True)
+    if_true = models.CharField(
+        _("if yes, go to"), max_length=50, default="next", help_text=_("next, exit, or the key of another step.")
+    )
+    if_false = models.CharField(
+        _("if no, go to"), max_length=50, default="exit", help_text=_("next, exit, or the key of another step.")
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["workflow", "position", "id"]
+        verbose_name = _("step")
+        verbose_name_plural = _("steps")
+        constraints = [models.UniqueConstraint(fields=["workflow", "key"], name="step_key_unique_per_workflow")]
+
+    def __str__(self) -> str:
+        return f"{self.position + 1}. {self.name or self.get_kind_display()}"
+
+    @property
+    def wait_duration(self) -> timedelta:
+        return timedelta(days=self.wait_days, hours=self.wait_hours, minutes=self.wait_minutes)
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.kind == self.Kind.WAIT and not self.wait_duration:
+            errors["wait_days"] = _("A wait needs a duration: set days, hours or minutes.")
+        if self.kind == self.Kind.SEND_EMAIL:
+            if self.template_id is None:
+                errors["template"] = _("Choose the message this step sends.")
+            elif self.template.channel != "email":
+                errors["template"] = _("This step sends email; choose an email message.")
+        if self.kind in (self.Kind.ADD_TAG, self.Kind.REMOVE_TAG) and not self.tag.strip():
+            errors["tag"] = _("Enter the tag to add or remove.")
+        if self.kind == self.Kind.CHANGE_SCORE and self.score_delta == 0:
+            errors["score_delta"] = _("Enter a score change other than 0.")
+        if self.kind == self.Kind.CONDITION:
+            if not self.condition:
+                errors["condition"] = _("A condition step needs a condition.")
+            else:
+                try:
+                    conditions.validate(self.condition)
+                except conditions.ConditionError as error:
+                    errors["condition"] = str(error)
+        if errors:
+            raise ValidationError(errors)
+
+
+class Enrollment(models.Model):
+    """One contact in one workflow."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        COMPLETED = "completed", _("Completed")
+        EXITED = "exited", _("Exited")
+        FAILED = "failed", _("Failed")
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("workflow"))
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("contact"))
+    key = models.CharField(_("key"), max_length=200, blank=True, help_text=_("The checkout or order that started it, if any."))
+    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.ACTIVE)
+    step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("next step")
+    )
+    visit = models.PositiveIntegerField(_("visit"), default=0, help_text=_("Counts step entries; part of each delivery's key."))
+    next_run_at = models.DateTimeField(_("next run"), null=True, blank=True)
+    enrolled_at = models.DateTimeField(_("enrolled at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    exit_reason = models.CharField(_("exit reason"), max_length=200, blank=True)
+    context = models.JSONField(_("trigger data"), default=dict, blank=True)
+    trigger_event = models.ForeignKey(
+        "contacts.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("trigger event")
+    )
+    converted_at = models.DateTimeField(_("converted at"), null=True, blank=True)
+    revenue = models.DecimalField(_("revenue"), max_digits=14, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["-enrolled_at", "-id"]
+        verbose_name = _("enrollment")
+        verbose_name_plural = _("enrollments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "contact", "key"], condition=Q(state="active"), name="enrollment_one_active_per_key"
+            ),
+        ]
+        indexes = [
+            # Read by the tick: active enrollments whose next step is due.
+            models.Index(fields=["next_run_at"], condition=Q(state="active"), name="enrollment_due_idx"),
+            # Read by exits and goals when an event arrives for a contact.
+            models.Index(fields=["contact", "workflow"], name="enrollment_contact_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} in {self.workflow}"
+
+
+class StepLog(models.Model):
+    """What happened to one enrollment at one step, including every skip and its reason."""
+
+    class Outcome(models.TextChoices):
+        ENTERED = "entered", _("Entered")
+        WAITED = "waited", _("Waiting")
+        QUEUED = "queued", _("Message queued")
+        SKIPPED = "skipped", _("Skipped")
+        BRANCHED = "branched", _("Branched")
+        TAGGED = "tagged", _("Tag changed")
+        SCORED = "scored", _("Score changed")
+        EXITED = "exited", _("Exited")
+        COMPLETED = "completed", _("Completed")
+        CONVERTED = "converted", _("Goal reached")
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="logs", verbose_name=_("enrollment"))
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs", verbose_name=_("step"))
+    visit = models.PositiveIntegerField(_("visit"), default=0)
+    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("step log")
+        verbose_name_plural = _("step logs")
+        indexes = [models.Index(fields=["enrollment", "at"], name="steplog_enrollment_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.enrollment_id} {self.outcome}"
