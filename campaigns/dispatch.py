@@ -59,7 +59,8 @@ def blocked_reason(delivery: Delivery) -> str:
         return "no email consent"
     enrollment = delivery.enrollment
     if enrollment is not None:
-        if enrollment.state != "active" and not delivery.transactional:
+        # A completed enrollment has just sent its last step; an exited or failed one must not send.
+        if enrollment.state in ("exited", "failed") and not delivery.transactional:
             return f"enrollment {enrollment.state}"
         if enrollment.workflow.status != "live":
             return f"workflow {enrollment.workflow.status}"

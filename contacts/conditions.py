@@ -12,8 +12,9 @@ contacts (or enrollments, or events) is tested in one query. A tree is one of:
   "where": [tree over properties]}``: at least one such event happened (all keys but
   ``event`` optional).
 - ``{"property": NAME, "op": OP, "value": V}``: a property of the event being tested; only in
-  trigger filters and inside an event test's ``where``. The name ``value`` means the event's
-  money value column.
+  trigger filters and inside an event test's ``where``. The money names in ``VALUE_PROPERTIES``
+  (``total_price``, ``value``, ...) test the event's Decimal value column, because shops send
+  amounts as strings that would compare as text.
 
 OP is one of ``OPERATORS``; ``older_than_days`` and ``within_days`` compare a date column
 with ``now``.
@@ -26,6 +27,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import BaseExpression
 from django.utils import timezone
+
+from contacts.catalogue import VALUE_PROPERTIES
 
 CONTACT_FIELDS = {
     "email": "text",
@@ -77,7 +80,7 @@ class ConditionError(ValueError):
 
 def validate(tree: Any, *, allow_properties: bool = False) -> None:
     """Raise ConditionError when the tree is not valid condition language."""
-    compile_tree(tree, allow_properties=allow_properties, dry_run=True)
+    compile_tree(tree, allow_properties=allow_properties, property_path="" if allow_properties else None, dry_run=True)
 
 
 def compile(  # noqa: A001 - the module's public name; it mirrors the builtin's meaning for this language.
@@ -194,7 +197,7 @@ class _Compiler:
         else:
             if not self.allow_properties or self.property_path is None:
                 raise ConditionError(f'{tree!r}: event properties can only be tested in a trigger filter or an event\'s "where"')
-            if name == "value":
+            if name in VALUE_PROPERTIES:
                 kind = "number"
                 path = self.property_path + "value"
             else:

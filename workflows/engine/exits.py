@@ -136,9 +136,13 @@ def record_conversion(workflow: Workflow, enrollment: Enrollment, event: Event, 
     Enrollment.objects.filter(pk=enrollment.pk).update(converted_at=event.occurred_at, revenue=enrollment.revenue)
 
     # Last touch: the conversion counts for the step of the latest message sent in this enrollment,
-    # or the step the contact is at when nothing was sent yet.
+    # or, when nothing was sent yet, the last step it passed (enrollment.step is the next one).
     last_sent = Delivery.objects.filter(enrollment=enrollment, status=Delivery.Status.SENT).order_by("-sent_at", "-id").first()
-    step_id = last_sent.step_id if last_sent else enrollment.step_id
+    if last_sent is not None:
+        step_id = last_sent.step_id
+    else:
+        last_log = StepLog.objects.filter(enrollment=enrollment, step__isnull=False).order_by("-at", "-id").first()
+        step_id = last_log.step_id if last_log else enrollment.step_id
     metrics = MetricBatch()
     metrics.add(step_id, event.occurred_at, "converted")
     metrics.add_revenue(step_id, event.occurred_at, enrollment.revenue)
