@@ -1,4 +1,5 @@
 import json
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -29,7 +30,7 @@ class Command(BaseCommand):
 
         stored = duplicates = bad = 0
         pending = []
-        stream = self.stdin if path == "-" else open(path, encoding="utf-8-sig")  # noqa: SIM115 - closed below
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8-sig")  # noqa: SIM115 - closed below
         try:
             for number, line in enumerate(stream, start=1):
                 if not line.strip():
@@ -56,7 +57,7 @@ class Command(BaseCommand):
                 result = store_events(pending, options["source"])
                 stored, duplicates = stored + len(result.created), duplicates + result.duplicates
         finally:
-            if stream is not self.stdin:
+            if stream is not sys.stdin:
                 stream.close()
 
         self.stdout.write(
