@@ -10,7 +10,7 @@ class WorkflowsConfig(AppConfig):
 
     def ready(self) -> None:
         from contacts.consent import consent_withdrawn
-        from workflows import receivers, schedule
+        from workflows import checks, receivers, schedule  # noqa: F401 - checks registers on import
 
         consent_withdrawn.connect(receivers.exit_on_withdrawn_consent, dispatch_uid="workflows.exit_on_withdrawn_consent")
         post_migrate.connect(schedule.ensure_tick_schedule, sender=self, dispatch_uid="workflows.ensure_tick_schedule")
