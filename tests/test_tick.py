@@ -364,3 +364,26 @@ def test_step_log_explains_each_step(anna, make_workflow, send_event, t0):
     assert logged[0] == ("queued", "Test workflow message 1")
     assert logged[1][0] == StepLog.Outcome.WAITED
     assert logged[1][1] == f"until {(t0 + 3 * HOUR).isoformat()}"
+
+
+def test_broken_workflow_does_not_stall_others(anna, bram, make_workflow, send_event, t0):
+    bram.email_consent = ConsentStatus.SUBSCRIBED
+    bram.save()
+    healthy = make_workflow([{"kind": "send_email"}], name="Healthy")
+    broken = make_workflow(
+        [{"kind": "condition", "condition": {"segment": "Engaged"}, "if_true": "next", "if_false": "exit"}, {"kind": "send_email"}],
+        name="Broken",
+        trigger_event="checkout_started",
+    )
+    # The segment the condition names does not exist, so compiling it raises at run time.
+    send_event("signed_up", anna.email, t0)
+    send_event("checkout_started", bram.email, t0, token="t")
+
+    tick(t0)
+
+    assert enrollment_of(anna, healthy).state == Enrollment.State.COMPLETED
+    assert len(mail.outbox) == 1
+    stuck = enrollment_of(bram, broken)
+    assert stuck.state == Enrollment.State.ACTIVE
+    assert stuck.next_run_at == t0 + timedelta(minutes=15)
+    assert outcomes(stuck) == [("failed", "ConditionError: segment 'Engaged' does not exist")]

@@ -231,6 +231,7 @@ class StepLog(models.Model):
         EXITED = "exited", _("Exited")
         COMPLETED = "completed", _("Completed")
         CONVERTED = "converted", _("Goal reached")
+        FAILED = "failed", _("Failed, retried later")
 
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="logs", verbose_name=_("enrollment"))
     step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs", verbose_name=_("step"))

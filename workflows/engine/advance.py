@@ -2,7 +2,7 @@
 
 import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 # sane workflow, so reaching it means a loop without a wait. Such enrollments stay due and move on
 # in the next tick instead of spinning this one.
 MAX_ROUNDS = 50
+# A workflow whose step raises is tried again this much later, so it cannot stall each tick.
+FAILURE_RETRY_DELAY = timedelta(minutes=15)
 
 
 def advance_batch(now: datetime, limit: int) -> int:
@@ -33,28 +35,72 @@ def advance_batch(now: datetime, limit: int) -> int:
         )
         if not rows:
             return 0
+        plans = load_plans({row[1] for row in rows})
 
-        runs = [
-            Run(
-                id=row[0],
-                workflow_id=row[1],
-                contact_id=row[2],
-                key=row[3],
-                enrolled_at=row[4],
-                step_id=row[5],
-                visit=row[6],
-                next_run_at=row[7],
-                start_step_id=row[5],
-                start_visit=row[6],
+        try:
+            with transaction.atomic():
+                run_batch(rows, now, plans)
+        except Exception:
+            # One broken workflow (say, a condition naming a deleted segment) must not stall every
+            # other workflow: retry per workflow and push the failing one's enrollments back.
+            logger.exception("batch of %s enrollments failed, retrying workflow by workflow", len(rows))
+            run_per_workflow(rows, now, plans)
+
+    logger.info("advanced %s enrollments", len(rows))
+    return len(rows)
+
+
+def build_runs(rows: list[tuple]) -> list[Run]:
+    return [
+        Run(
+            id=row[0],
+            workflow_id=row[1],
+            contact_id=row[2],
+            key=row[3],
+            enrolled_at=row[4],
+            step_id=row[5],
+            visit=row[6],
+            next_run_at=row[7],
+            start_step_id=row[5],
+            start_visit=row[6],
+        )
+        for row in rows
+    ]
+
+
+def run_batch(rows: list[tuple], now: datetime, plans: dict) -> None:
+    batch = Batch(build_runs(rows), now, plans)
+    run_rounds(batch)
+    batch.write()
+
+
+def run_per_workflow(rows: list[tuple], now: datetime, plans: dict) -> None:
+    by_workflow: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_workflow[row[1]].append(row)
+
+    for workflow_id, workflow_rows in by_workflow.items():
+        try:
+            with transaction.atomic():
+                run_batch(workflow_rows, now, plans)
+        except Exception as error:
+            defer_failed(workflow_rows, now, error)
+            logger.exception(
+                "workflow %s: %s enrollments failed and retry at %s", workflow_id, len(workflow_rows), now + FAILURE_RETRY_DELAY
             )
+
+
+def defer_failed(rows: list[tuple], now: datetime, error: Exception) -> None:
+    """Move failing enrollments out of the due set before anything else, with the error on their log."""
+    ids = [row[0] for row in rows]
+    Enrollment.objects.filter(pk__in=ids).update(next_run_at=now + FAILURE_RETRY_DELAY)
+    reason = f"{type(error).__name__}: {error}"[:300]
+    StepLog.objects.bulk_create(
+        [
+            StepLog(enrollment_id=row[0], step_id=row[5], visit=row[6], outcome=StepLog.Outcome.FAILED, reason=reason, at=now)
             for row in rows
         ]
-        batch = Batch(runs, now, load_plans({run.workflow_id for run in runs}))
-        run_rounds(batch)
-        batch.write()
-
-    logger.info("advanced %s enrollments", len(runs))
-    return len(runs)
+    )
 
 
 def run_rounds(batch: Batch) -> None:
