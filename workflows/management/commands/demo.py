@@ -13,13 +13,14 @@ class Command(BaseCommand):
         parser.add_argument("--language", default="nl", choices=["nl", "en"], help="Language of the installed workflow content.")
 
     def handle(self, *args, **options):
+        workflows = demo.demo_workflows(options["language"])
+        demo.reset(workflows)
+
         self.stdout.write(_("Importing the demo contacts from %(path)s") % {"path": demo.CONTACTS_FILE})
         call_command("import_contacts", str(demo.CONTACTS_FILE), stdout=self.stdout, stderr=self.stderr)
 
         self.stdout.write(_("Replaying %(days)s days of shop events on a virtual clock...") % {"days": options["days"]})
-        workflows = demo.run(
-            days=options["days"], language=options["language"], progress=lambda day: self.stdout.write(f"  {day}")
-        )
+        demo.replay(days=options["days"], progress=lambda day: self.stdout.write(f"  {day}"))
 
         self.stdout.write("")
         reports = [reporting.workflow_report(workflow) for workflow in workflows]
