@@ -387,3 +387,24 @@ def test_broken_workflow_does_not_stall_others(anna, bram, make_workflow, send_e
     assert stuck.state == Enrollment.State.ACTIVE
     assert stuck.next_run_at == t0 + timedelta(minutes=15)
     assert outcomes(stuck) == [("failed", "ConditionError: segment 'Engaged' does not exist")]
+
+
+def test_purchase_before_any_send_is_no_conversion(anna, make_workflow, send_event, t0):
+    workflow = make_workflow(
+        [{"kind": "wait", "wait_hours": 1}, {"kind": "send_email"}],
+        trigger_event="checkout_started",
+        keyed=True,
+        goal_event="order_placed",
+        goal_same_key=True,
+        exit_condition={"event": "order_placed", "since": "enrollment", "same_key": True},
+    )
+    send_event("checkout_started", anna.email, t0, token="quick")
+    tick(t0)
+    send_event("order_placed", anna.email, t0 + timedelta(minutes=30), checkout_token="quick", total_price="25.00")
+
+    tick(t0 + timedelta(minutes=30))
+
+    enrollment = enrollment_of(anna, workflow)
+    assert enrollment.state == Enrollment.State.EXITED
+    assert enrollment.converted_at is None
+    assert not StepMetric.objects.filter(converted__gt=0).exists()

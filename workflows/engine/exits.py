@@ -4,7 +4,7 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from django.db.models import OuterRef, Q
+from django.db.models import Min, OuterRef, Q
 
 from campaigns.metrics import MetricBatch
 from campaigns.models import Delivery
@@ -116,6 +116,14 @@ def check_goals(events: list[Event], now: datetime) -> int:
         by_contact: dict[int, list[Enrollment]] = defaultdict(list)
         for enrollment in candidates:
             by_contact[enrollment.contact_id].append(enrollment)
+        # A conversion needs a touch: a purchase before the workflow sent anything (a checkout
+        # completed within the abandonment wait) was never at risk and is not a recovery.
+        first_sent = dict(
+            Delivery.objects.filter(enrollment__in=candidates, status=Delivery.Status.SENT)
+            .values("enrollment_id")
+            .annotate(first=Min("sent_at"))
+            .values_list("enrollment_id", "first")
+        )
 
         for event in sorted(goal_events, key=lambda item: item.occurred_at):
             for enrollment in by_contact.get(event.contact_id, []):
@@ -124,6 +132,8 @@ def check_goals(events: list[Event], now: datetime) -> int:
                 if not (enrollment.enrolled_at < event.occurred_at <= enrollment.enrolled_at + window):
                     continue
                 if workflow.goal_same_key and event.key and enrollment.key and event.key != enrollment.key:
+                    continue
+                if enrollment.pk not in first_sent or first_sent[enrollment.pk] > event.occurred_at:
                     continue
                 record_conversion(workflow, enrollment, event, now)
                 converted += 1
@@ -135,14 +145,13 @@ def record_conversion(workflow: Workflow, enrollment: Enrollment, event: Event, 
     enrollment.revenue = event.value or 0
     Enrollment.objects.filter(pk=enrollment.pk).update(converted_at=event.occurred_at, revenue=enrollment.revenue)
 
-    # Last touch: the conversion counts for the step of the latest message sent in this enrollment,
-    # or, when nothing was sent yet, the last step it passed (enrollment.step is the next one).
-    last_sent = Delivery.objects.filter(enrollment=enrollment, status=Delivery.Status.SENT).order_by("-sent_at", "-id").first()
-    if last_sent is not None:
-        step_id = last_sent.step_id
-    else:
-        last_log = StepLog.objects.filter(enrollment=enrollment, step__isnull=False).order_by("-at", "-id").first()
-        step_id = last_log.step_id if last_log else enrollment.step_id
+    # Last touch: the conversion counts for the step of the latest message sent before it.
+    last_sent = (
+        Delivery.objects.filter(enrollment=enrollment, status=Delivery.Status.SENT, sent_at__lte=event.occurred_at)
+        .order_by("-sent_at", "-id")
+        .first()
+    )
+    step_id = last_sent.step_id if last_sent else enrollment.step_id
     metrics = MetricBatch()
     metrics.add(step_id, event.occurred_at, "converted")
     metrics.add_revenue(step_id, event.occurred_at, enrollment.revenue)
