@@ -1,11 +1,20 @@
-"""Dispatch: render queued deliveries and hand them to the email backend in batches."""
+"""Dispatch: render queued deliveries and hand them to the email backend in batches.
+
+A delivery moves queued -> sending -> sent, failed or cancelled. Claiming is a conditional update
+per row, so of two dispatchers that picked the same row only one sends it. A row whose
+dispatcher died stays in "sending" and is queued again after STALE_SENDING, with the lost try
+counted, so sends are at least once.
+"""
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns import tracking
@@ -16,9 +25,14 @@ from contacts.models import Channel, ConsentStatus
 
 logger = logging.getLogger(__name__)
 
-# A delivery left in "sending" this long ago belongs to a worker that died mid-batch; it is queued
-# again. Sends are therefore at least once, like every task here.
 STALE_SENDING = timedelta(minutes=15)
+# A delivery of a paused workflow stays queued and is looked at again after this long.
+PAUSED_RECHECK = timedelta(minutes=15)
+MAX_ERROR_LENGTH = 2000
+# campaigns may not import workflows, so the enrollment and workflow states are named here.
+ENROLLMENT_EXITED = "exited"
+WORKFLOW_LIVE = "live"
+WORKFLOW_PAUSED = "paused"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -27,27 +41,64 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def claim_batch(now: datetime, limit: int) -> list[Delivery]:
-    """Move up to ``limit`` due deliveries from queued to sending and return them."""
+    """Move up to ``limit`` due deliveries from queued to sending and return the ones this caller won."""
+    requeue_stale(now)
     with transaction.atomic():
-        Delivery.objects.filter(status=Delivery.Status.SENDING, next_attempt_at__lt=now - STALE_SENDING).update(
-            status=Delivery.Status.QUEUED
-        )
-        due = Delivery.objects.filter(status=Delivery.Status.QUEUED, next_attempt_at__lte=now).order_by("next_attempt_at", "id")
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("pk", flat=True)[:limit])
-        Delivery.objects.filter(pk__in=ids, status=Delivery.Status.QUEUED).update(
-            status=Delivery.Status.SENDING, next_attempt_at=now
-        )
+        claimed = claim(due_ids(now, limit), now)
     return list(
-        Delivery.objects.filter(pk__in=ids, status=Delivery.Status.SENDING).select_related(
-            "contact", "template", "enrollment__workflow"
-        )
+        Delivery.objects.filter(pk__in=claimed)
+        .select_related("contact", "template", "enrollment__workflow")
+        .order_by("next_attempt_at", "id")
     )
 
 
+def requeue_stale(now: datetime) -> int:
+    """Queue again the deliveries a dead dispatcher left in "sending"; the lost try counts as an attempt.
+
+    Counting it ends a message that kills every dispatcher (a crash while rendering it, say) as
+    failed after MKTAUTO_SEND_MAX_ATTEMPTS instead of retrying it forever.
+    """
+    stale = Delivery.objects.filter(status=Delivery.Status.SENDING, next_attempt_at__lt=now - STALE_SENDING)
+    failed = stale.filter(attempts__gte=settings.MKTAUTO_SEND_MAX_ATTEMPTS - 1).update(
+        status=Delivery.Status.FAILED,
+        attempts=F("attempts") + 1,
+        error="the dispatcher stopped while sending, on every attempt",
+    )
+    requeued = stale.update(status=Delivery.Status.QUEUED, attempts=F("attempts") + 1, next_attempt_at=now)
+    if failed or requeued:
+        logger.warning("%s stale deliveries queued again, %s failed after their last attempt", requeued, failed)
+    return requeued
+
+
+def due_ids(now: datetime, limit: int) -> list[int]:
+    due = Delivery.objects.filter(status=Delivery.Status.QUEUED, next_attempt_at__lte=now).order_by("next_attempt_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        # PostgreSQL: dispatchers running side by side pick disjoint rows instead of queueing on locks.
+        due = due.select_for_update(skip_locked=True)
+    return list(due.values_list("pk", flat=True)[:limit])
+
+
+def claim(ids: list[int], now: datetime) -> list[int]:
+    """Claim each row with a conditional update; a row another dispatcher already moved on is skipped."""
+    claimed = []
+    for pk in ids:
+        if Delivery.objects.filter(pk=pk, status=Delivery.Status.QUEUED).update(
+            status=Delivery.Status.SENDING, next_attempt_at=now
+        ):
+            claimed.append(pk)
+    return claimed
+
+
+def refresh(delivery: Delivery) -> None:
+    """Re-read what an unsubscribe, a bounce or a goal may have changed since the batch was claimed."""
+    delivery.contact.refresh_from_db(fields=["email", "email_consent", "email_suppressed_at"])
+    if delivery.enrollment_id is not None:
+        delivery.enrollment.refresh_from_db(fields=["state"])
+        delivery.enrollment.workflow.refresh_from_db(fields=["status"])
+
+
 def blocked_reason(delivery: Delivery) -> str:
-    """Re-check at send time what may have changed since the delivery was queued."""
+    """Re-check at send time what may have changed since the delivery was queued; "" when it may go."""
     contact = delivery.contact
     if delivery.channel != Channel.EMAIL:
         return "channel not supported"
@@ -59,15 +110,32 @@ def blocked_reason(delivery: Delivery) -> str:
         return "no email consent"
     enrollment = delivery.enrollment
     if enrollment is not None:
-        # A completed enrollment has just sent its last step; an exited or failed one must not send.
-        if enrollment.state in ("exited", "failed") and not delivery.transactional:
+        # An exit (exit condition, goal reached, unsubscribe) withdraws the promotional message; an
+        # enrollment that completed because this send was its last step still sends it.
+        if enrollment.state == ENROLLMENT_EXITED and not delivery.transactional:
             return f"enrollment {enrollment.state}"
-        if enrollment.workflow.status != "live":
+        if enrollment.workflow.status not in (WORKFLOW_LIVE, WORKFLOW_PAUSED):
             return f"workflow {enrollment.workflow.status}"
     return ""
 
 
-def build_message(delivery: Delivery, conn) -> EmailMultiAlternatives:
+def is_held(delivery: Delivery) -> bool:
+    """Return whether the delivery's workflow is paused, because pausing defers messages instead of dropping them."""
+    return delivery.enrollment_id is not None and delivery.enrollment.workflow.status == WORKFLOW_PAUSED
+
+
+def list_unsubscribe_header(delivery: Delivery, url: str) -> str:
+    """Return the List-Unsubscribe value (RFC 2369): the https URL, and a mailto: form when MKTAUTO_UNSUBSCRIBE_MAILTO is set."""
+    value = f"<{url}>"
+    mailbox = getattr(settings, "MKTAUTO_UNSUBSCRIBE_MAILTO", "")
+    if mailbox:
+        # The token in the subject identifies the contact and channel for the process that reads that mailbox.
+        subject = quote(f"unsubscribe {tracking.unsubscribe_token(delivery)}")
+        value += f", <mailto:{mailbox}?subject={subject}>"
+    return value
+
+
+def build_message(delivery: Delivery, conn: Any) -> EmailMultiAlternatives:
     template = delivery.template
     unsubscribe = "" if delivery.transactional else tracking.unsubscribe_url(delivery)
     rendered = render_email(
@@ -78,11 +146,12 @@ def build_message(delivery: Delivery, conn) -> EmailMultiAlternatives:
         open_pixel_url=tracking.open_pixel_url(delivery),
         track_link=lambda url: tracking.click_url(delivery, url),
     )
-    domain = settings.MKTAUTO_BASE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
+    domain = urlsplit(settings.MKTAUTO_BASE_URL).hostname or "localhost"
+    # One Message-ID per delivery, the same on every retry, so a receiver can drop a repeat.
     headers = {"Message-ID": f"<delivery.{delivery.pk}@{domain}>"}
     if unsubscribe:
         # RFC 8058 one-click unsubscribe: mail clients POST "List-Unsubscribe=One-Click" to the URL.
-        headers["List-Unsubscribe"] = f"<{unsubscribe}>"
+        headers["List-Unsubscribe"] = list_unsubscribe_header(delivery, unsubscribe)
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message = EmailMultiAlternatives(
         subject=rendered.subject,
@@ -97,65 +166,80 @@ def build_message(delivery: Delivery, conn) -> EmailMultiAlternatives:
 
 
 def dispatch_due(now: datetime | None = None, *, limit: int | None = None) -> int:
-    """Send one batch of due deliveries; return how many were handled (sent, failed or cancelled)."""
+    """Send one batch of due deliveries; return how many were handled (sent, failed, deferred or cancelled)."""
     now = now or timezone.now()
     batch = claim_batch(now, limit or settings.MKTAUTO_DISPATCH_BATCH_SIZE)
     if not batch:
         return 0
 
     metrics = MetricBatch()
-    conn = get_connection()
-    conn.open()
+    try:
+        conn = get_connection()
+        conn.open()
+    except Exception as error:  # Any backend (SMTP, ESP API) may raise its own errors.
+        # Nothing can go out: each claimed message counts a failed attempt and backs off.
+        logger.exception("email backend could not be opened; %s deliveries will be retried", len(batch))
+        for delivery in batch:
+            record_failure(delivery, error, now, metrics)
+        metrics.write()
+        return len(batch)
+
     try:
         for delivery in batch:
-            send_one(delivery, conn, now, metrics)
+            try:
+                send_one(delivery, conn, now, metrics)
+            except Exception as error:
+                # One bad message must not stop the batch; it backs off like a send failure.
+                logger.exception("delivery %s to contact %s failed unexpectedly", delivery.pk, delivery.contact_id)
+                record_failure(delivery, error, now, metrics)
     finally:
-        conn.close()
+        try:
+            conn.close()
+        except Exception:
+            logger.exception("closing the email backend failed after dispatching %s deliveries", len(batch))
         metrics.write()
     logger.info("dispatched %s deliveries", len(batch))
     return len(batch)
 
 
-def send_one(delivery: Delivery, conn, now: datetime, metrics: MetricBatch) -> None:
+def send_one(delivery: Delivery, conn: Any, now: datetime, metrics: MetricBatch) -> None:
+    refresh(delivery)
     reason = blocked_reason(delivery)
     if reason:
-        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.CANCELLED, error=reason)
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.CANCELLED, error=reason
+        )
         metrics.add(delivery.step_id, now, "skipped")
         logger.warning("delivery %s to contact %s cancelled at send time: %s", delivery.pk, delivery.contact_id, reason)
+        return
+    if is_held(delivery):
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.QUEUED, next_attempt_at=now + PAUSED_RECHECK
+        )
+        logger.info("delivery %s held: workflow %s is paused", delivery.pk, delivery.enrollment.workflow_id)
         return
 
     try:
         message = build_message(delivery, conn)
     except RenderError as error:
         # A template error will not fix itself by retrying: fail now, with the reason on the row.
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=Delivery.Status.FAILED, error=str(error), attempts=delivery.attempts + 1
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.FAILED, error=str(error)[:MAX_ERROR_LENGTH], attempts=delivery.attempts + 1
         )
         metrics.add(delivery.step_id, now, "failed")
         logger.warning("delivery %s failed to render: %s", delivery.pk, error)
         return
 
     try:
-        conn.send_messages([message])
+        sent = conn.send_messages([message])
     except Exception as error:  # Any backend (SMTP, ESP API) may raise its own errors.
-        attempts = delivery.attempts + 1
-        if attempts >= settings.MKTAUTO_SEND_MAX_ATTEMPTS:
-            Delivery.objects.filter(pk=delivery.pk).update(
-                status=Delivery.Status.FAILED, attempts=attempts, error=str(error)[:2000]
-            )
-            metrics.add(delivery.step_id, now, "failed")
-            logger.exception("delivery %s failed permanently after %s attempts", delivery.pk, attempts)
-        else:
-            Delivery.objects.filter(pk=delivery.pk).update(
-                status=Delivery.Status.QUEUED,
-                attempts=attempts,
-                error=str(error)[:2000],
-                next_attempt_at=now + retry_delay(attempts),
-            )
-            logger.warning("delivery %s attempt %s failed, will retry: %s", delivery.pk, attempts, error)
+        record_failure(delivery, error, now, metrics)
+        return
+    if not sent:
+        record_failure(delivery, RuntimeError("the email backend accepted no message"), now, metrics)
         return
 
-    Delivery.objects.filter(pk=delivery.pk).update(
+    updated = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
         status=Delivery.Status.SENT,
         sent_at=now,
         attempts=delivery.attempts + 1,
@@ -164,7 +248,25 @@ def send_one(delivery: Delivery, conn, now: datetime, metrics: MetricBatch) -> N
         message_id=message.extra_headers["Message-ID"],
         error="",
     )
+    if not updated:
+        logger.warning("delivery %s was sent but had left the sending state; its row was not updated", delivery.pk)
     metrics.add(delivery.step_id, now, "sent")
+
+
+def record_failure(delivery: Delivery, error: Exception, now: datetime, metrics: MetricBatch) -> None:
+    """Count a failed attempt: queue the delivery again with back-off, or mark it failed after the last attempt."""
+    attempts = delivery.attempts + 1
+    text = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+    row = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING)
+    if attempts >= settings.MKTAUTO_SEND_MAX_ATTEMPTS:
+        row.update(status=Delivery.Status.FAILED, attempts=attempts, error=text)
+        metrics.add(delivery.step_id, now, "failed")
+        logger.error(
+            "delivery %s to contact %s failed permanently after %s attempts: %s", delivery.pk, delivery.contact_id, attempts, text
+        )
+        return
+    row.update(status=Delivery.Status.QUEUED, attempts=attempts, error=text, next_attempt_at=now + retry_delay(attempts))
+    logger.warning("delivery %s attempt %s failed, will retry: %s", delivery.pk, attempts, text)
 
 
 def dispatch_all(now: datetime | None = None, *, max_batches: int = 100) -> int:

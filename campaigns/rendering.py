@@ -1,32 +1,83 @@
-"""Rendering message templates for one contact: merge tags, markdown, the email layout, inlined CSS."""
+"""Rendering message templates for one contact: merge tags, markdown, the email layout, inlined CSS.
 
+Merge tags run before markdown, so a loop may write a markdown list. In the HTML version every
+``{{ value }}`` is HTML-escaped and its markdown characters turned into character references,
+so contact or trigger data never adds markup or links of its own.
+"""
+
+import html
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import css_inline
 import markdown
 from django.conf import settings
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 
 from campaigns.models import MessageTemplate
 from contacts.models import Contact
 
-# A separate engine with Django's built-in tags and filters only: template code written by staff
-# cannot {% load %} other libraries, and the context below holds plain data, so no model method,
-# manager or setting is reachable from a merge tag.
-MERGE_ENGINE = Engine(libraries={}, builtins=["django.template.defaulttags", "django.template.defaultfilters"], debug=False)
+logger = logging.getLogger(__name__)
 
-# Links in the HTML we produce ourselves from markdown and our own layout; matching the href
-# attribute is enough there, a full HTML parser would add nothing.
-HREF_PATTERN = re.compile(r'href="(https?://[^"]+)"')
+# Tags staff may use in messages. Load, include and extends are left out because they reach other
+# code or files. Autoescape and firstof are left out because their output bypasses the escaping
+# below, and verbatim because its content would show the escaping filter added below. Url,
+# csrf_token, debug, lorem and querystring are nothing a message needs.
+MERGE_TAGS = ("comment", "for", "if", "ifchanged", "now", "regroup", "spaceless", "templatetag", "with")
+# safe and safeseq would let data through unescaped; json_script writes a <script> element.
+BLOCKED_FILTERS = {"safe", "safeseq", "json_script"}
+
+# Characters that markdown gives a meaning to. A merge value's copies become numeric character
+# references, which markdown leaves alone and the mail client shows as the character itself.
+MARKDOWN_SPECIAL = re.compile(r"(&#?\w+;)|([\\`*_{}\[\]()#+\-.!|~=\r\n])")
+VARIABLE_TAG = re.compile(r"{{(.*?)}}")
+# Every link target is checked; only links in <a> elements are tracked.
+HREF_ATTRIBUTE = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+ANCHOR_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+SAFE_SCHEMES = {"http", "https", "mailto", "tel"}
+# The WHATWG URL parser drops tabs and newlines anywhere in a URL, so "java\tscript:" is javascript:.
+URL_IGNORED_CHARACTERS = re.compile(r"[\t\n\r]")
+# ...and strips C0 control characters and spaces from both ends.
+URL_STRIPPED_CHARACTERS = "".join(chr(code) for code in range(0x21))
+
+# A remote stylesheet in staff HTML would mean a network request at send time; none is made.
+CSS_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+def markdown_escape(value: Any) -> SafeString:
+    """HTML-escape a merge value and make its markdown characters literal."""
+    escaped = str(conditional_escape(value))
+    return mark_safe(MARKDOWN_SPECIAL.sub(lambda match: match.group(1) or f"&#{ord(match.group(2))};", escaped))
+
+
+def build_merge_library() -> Library:
+    library = Library()
+    library.tags = {name: defaulttags.register.tags[name] for name in MERGE_TAGS}
+    library.filters = {
+        name: function for name, function in defaultfilters.register.filters.items() if name not in BLOCKED_FILTERS
+    }
+    library.filter("markdown_escape", markdown_escape, is_safe=True)
+    return library
+
+
+# A separate engine with a reduced set of Django's tags and filters: template code written by staff
+# cannot load other libraries or templates, and the context below contains plain data, so no model
+# method, manager or setting is reachable from a merge tag. Engine() always adds Django's default
+# libraries, so they are replaced after construction.
+MERGE_ENGINE = Engine(libraries={}, loaders=[], debug=False)
+MERGE_ENGINE.template_builtins = [build_merge_library()]
 
 
 class RenderError(ValueError):
-    """A template with a merge-tag syntax error; the message names the tag."""
+    """A template that cannot be rendered (merge-tag syntax, an unsafe link); the message names the cause."""
 
 
 @dataclass
@@ -59,6 +110,9 @@ def merge_context(contact: Contact, trigger: dict[str, Any] | None = None) -> di
 
 
 def render_text(source: str, context: dict[str, Any], *, autoescape: bool) -> str:
+    """Render merge tags; with ``autoescape`` every value is also made safe for markdown, for the HTML version."""
+    if autoescape:
+        source = VARIABLE_TAG.sub(lambda match: "{{" + match.group(1).rstrip() + "|markdown_escape }}", source)
     try:
         template = MERGE_ENGINE.from_string(source)
     except TemplateSyntaxError as error:
@@ -83,16 +137,19 @@ def render_email(
     text_body = render_text(template.body, context, autoescape=False).strip()
     html_source = render_text(template.body, context, autoescape=True)
     body_html = markdown.markdown(html_source, extensions=["extra", "sane_lists"])
+    # The layout escapes these three itself.
+    preview_text = " ".join(render_text(template.preview_text, context, autoescape=False).split())
+    cta_text = " ".join(render_text(template.cta_text, context, autoescape=False).split())
     cta_url = render_text(template.cta_url, context, autoescape=False).strip()
 
     with translation.override(language):
-        html = render_to_string(
+        page = render_to_string(
             "email/layout.html",
             {
                 "subject": subject,
-                "preview_text": render_text(template.preview_text, context, autoescape=True),
+                "preview_text": preview_text,
                 "body_html": body_html,
-                "cta_text": render_text(template.cta_text, context, autoescape=False),
+                "cta_text": cta_text,
                 "cta_url": cta_url,
                 "shop_name": settings.MKTAUTO_BRAND_NAME,
                 "unsubscribe_url": unsubscribe_url,
@@ -102,15 +159,53 @@ def render_email(
         )
         footer = translation.gettext("Unsubscribe: %(url)s") % {"url": unsubscribe_url} if unsubscribe_url else ""
 
-    if template.cta_text and cta_url:
-        text_body += f"\n\n{template.cta_text}: {cta_url}"
+    if cta_text and cta_url:
+        text_body += f"\n\n{cta_text}: {cta_url}"
     if footer:
         text_body += f"\n\n--\n{footer}"
 
-    links = [url for url in HREF_PATTERN.findall(html) if url != unsubscribe_url]
-    if track_link is not None:
-        html = HREF_PATTERN.sub(
-            lambda match: f'href="{track_link(match.group(1)) if match.group(1) != unsubscribe_url else match.group(1)}"', html
-        )
-    html = css_inline.inline(html)
-    return RenderedEmail(subject=subject, text=text_body, html=html, links=links)
+    page, links = track_links(page, unsubscribe_url, track_link)
+    check_link_targets(page)
+    page = CSS_INLINER.inline(page)
+    return RenderedEmail(subject=subject, text=text_body, html=page, links=links)
+
+
+def link_target(match: re.Match) -> str:
+    """Return the URL an href attribute points to, as a mail client reads it."""
+    raw = match.group(2) if match.group(2) is not None else match.group(3)
+    return URL_IGNORED_CHARACTERS.sub("", html.unescape(raw)).strip(URL_STRIPPED_CHARACTERS)
+
+
+def track_links(page: str, unsubscribe_url: str, track_link: Callable[[str], str] | None) -> tuple[str, list[str]]:
+    """Replace each http(s) link of an <a> element by its tracking URL; return the page and the original links."""
+    links: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        url = link_target(match)
+        if not url.lower().startswith(("http://", "https://")) or url == unsubscribe_url:
+            return match.group(0)
+        links.append(url)
+        target = track_link(url) if track_link is not None else url
+        return f'{match.group(1)}"{html.escape(target)}"'
+
+    return ANCHOR_HREF.sub(replace, page), links
+
+
+def check_link_targets(page: str) -> None:
+    """Raise RenderError for a link a recipient should never get: javascript:, data:, relative or broken."""
+    for match in HREF_ATTRIBUTE.finditer(page):
+        url = link_target(match)
+        if url.startswith("#"):
+            continue
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme.lower() not in SAFE_SCHEMES
+            or (parts.scheme.lower() in ("http", "https") and not parts.netloc)
+        ):
+            raise RenderError(
+                f"link {url[:80]!r} is not an absolute http(s), mailto: or tel: link; fix the link in the message or the data it comes from"
+            )

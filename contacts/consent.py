@@ -35,10 +35,18 @@ def set_consent(
     """Record a consent change and update the contact; return False when the status was already so."""
     at = at or timezone.now()
     field = STATUS_FIELDS[Channel(channel)]
-    if getattr(contact, field) == status:
-        return False
+    status = ConsentStatus(status)
 
     with transaction.atomic():
+        # Compare with the stored status under a row lock (PostgreSQL; SQLite has one writer), not
+        # with the caller's copy, which may be stale: two changes then never both see "changed".
+        current = Contact.objects.select_for_update().filter(pk=contact.pk).values_list(field, flat=True).first()
+        if current is None:
+            raise Contact.DoesNotExist(f"contact {contact.pk} no longer exists")
+        if current == status:
+            setattr(contact, field, current)
+            return False
+
         ConsentRecord.objects.create(contact=contact, channel=channel, status=status, source=source, proof=proof, occurred_at=at)
         setattr(contact, field, status)
         contact.save(update_fields=[field, "updated_at"])
@@ -49,14 +57,18 @@ def set_consent(
     return True
 
 
-def suppress_email(contact: Contact, reason: str, *, at: datetime | None = None) -> None:
-    """Stop all email to a contact after a hard bounce or complaint."""
+def suppress_email(contact: Contact, reason: str, *, at: datetime | None = None) -> bool:
+    """Stop all email to a contact after a hard bounce or complaint; return False when already suppressed."""
     at = at or timezone.now()
-    if contact.email_suppressed_at is not None:
-        return
     with transaction.atomic():
+        # A conditional update, so of two bounces arriving together only one suppresses and signals.
+        changed = Contact.objects.filter(pk=contact.pk, email_suppressed_at__isnull=True).update(
+            email_suppressed_at=at, email_suppressed_reason=reason[:200], updated_at=timezone.now()
+        )
+        if not changed:
+            return False
         contact.email_suppressed_at = at
         contact.email_suppressed_reason = reason[:200]
-        contact.save(update_fields=["email_suppressed_at", "email_suppressed_reason", "updated_at"])
         consent_withdrawn.send(sender=Contact, contact_ids=[contact.pk], channel=Channel.EMAIL, at=at)
     logger.warning("contact %s email suppressed: %s", contact.pk, reason)
+    return True

@@ -1,8 +1,11 @@
 """Contact facts kept up to date from events: order count and value, names, consent from sign-ups."""
 
 import logging
+import re
 from collections import defaultdict
 from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Case, F, Value, When
 
@@ -13,11 +16,22 @@ from contacts.models import Channel, ConsentStatus, Contact, Event
 logger = logging.getLogger(__name__)
 
 PROFILE_PROPERTIES = ("first_name", "last_name", "language", "time_zone", "company")
-TRUE_VALUES = {True, "true", "yes", "1", "subscribed"}
+PROFILE_EVENT_TYPES = {"signed_up", "subscribed", "unsubscribed"}
+TRUE_VALUES = {"true", "yes", "1", "subscribed"}
+LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+# Events our own tracking records for a recipient (opens, clicks, the unsubscribe link) never set
+# profile or consent from their properties: the tracking code already changed what it had to.
+UNTRUSTED_SOURCES = {Event.Source.TRACKING}
 
 
 def apply_events(events: list[Event]) -> None:
     """Update contact facts from a batch of events, one grouped update per contact with orders."""
+    # Events of one contact share one instance, so a later event in the batch compares with the
+    # profile and consent an earlier one set, not with the state loaded before the batch.
+    contacts: dict[int, Contact] = {}
+    for event in events:
+        event.contact = contacts.setdefault(event.contact_id, event.contact)
+
     orders: dict[int, list[Event]] = defaultdict(list)
     for event in events:
         if event.type in catalogue.ORDER_EVENT_TYPES:
@@ -26,7 +40,7 @@ def apply_events(events: list[Event]) -> None:
         apply_orders(contact_id, contact_orders)
 
     for event in events:
-        if event.type in ("signed_up", "subscribed", "unsubscribed"):
+        if event.type in PROFILE_EVENT_TYPES and event.source not in UNTRUSTED_SOURCES:
             apply_profile(event)
 
 
@@ -51,25 +65,58 @@ def apply_orders(contact_id: int, orders: list[Event]) -> None:
 
 
 def apply_profile(event: Event) -> None:
+    """Fill empty profile fields from the event and apply the consent it carries."""
     contact = event.contact
     properties = event.properties
 
-    changed = [name for name in PROFILE_PROPERTIES if properties.get(name) and not getattr(contact, name)]
-    for name in changed:
-        setattr(contact, name, str(properties[name])[:100])
+    changed = []
+    for name in PROFILE_PROPERTIES:
+        value = profile_value(name, properties.get(name))
+        if value and not getattr(contact, name):
+            setattr(contact, name, value)
+            changed.append(name)
     if changed:
         contact.save(update_fields=[*changed, "updated_at"])
 
     proof = f"event {event.source}:{event.source_id or event.pk}"
-    if event.type == "unsubscribed":
-        channel = properties.get("channel") or Channel.EMAIL
-        if channel in Channel.values:
-            set_consent(contact, channel, ConsentStatus.UNSUBSCRIBED, source=event.source, proof=proof, at=event.occurred_at)
+    channel = properties.get("channel") or Channel.EMAIL
+    if channel not in Channel.values:
+        logger.warning("event %s: unknown channel %r, consent left unchanged", event.pk, channel)
         return
-    wants_email = (
+    if event.type == "unsubscribed":
+        set_consent(contact, channel, ConsentStatus.UNSUBSCRIBED, source=event.source, proof=proof, at=event.occurred_at)
+        return
+
+    wants_marketing = (
         event.type == "subscribed"
-        or properties.get("accepts_marketing") in TRUE_VALUES
-        or properties.get("email_consent") in TRUE_VALUES
+        or is_true(properties.get("accepts_marketing"))
+        or is_true(properties.get(f"{channel}_consent"))
     )
-    if wants_email and contact.email:
-        set_consent(contact, Channel.EMAIL, ConsentStatus.SUBSCRIBED, source=event.source, proof=proof, at=event.occurred_at)
+    address = contact.email if channel == Channel.EMAIL else contact.phone
+    if wants_marketing and address:
+        set_consent(contact, channel, ConsentStatus.SUBSCRIBED, source=event.source, proof=proof, at=event.occurred_at)
+
+
+def profile_value(name: str, raw: Any) -> str:
+    """Return the property as a value the contact column takes, or "" when it does not fit."""
+    if raw is None or isinstance(raw, (dict, list, bool)):
+        return ""
+    value = " ".join(str(raw).split())
+    if name == "language":
+        value = value.lower().replace("_", "-")
+        return value if LANGUAGE_PATTERN.match(value) and len(value) <= 10 else ""
+    if name == "time_zone":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ""
+        return value
+    return value[: Contact._meta.get_field(name).max_length]
+
+
+def is_true(raw: Any) -> bool:
+    if raw is True:
+        return True
+    if raw is None or isinstance(raw, (bool, dict, list)):
+        return False
+    return str(raw).strip().lower() in TRUE_VALUES

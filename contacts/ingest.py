@@ -1,29 +1,37 @@
 """Taking events in: validate, resolve the contact, store durably. Processing happens later (the inbox)."""
 
+import difflib
+import json
 import logging
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from contacts import catalogue
-from contacts.identity import IdentityError, get_or_create_contact, normalize_email, normalize_phone
-from contacts.models import Event
+from contacts.identity import IdentityError, get_or_create_contact, normalize_email, normalize_external_id, normalize_phone
+from contacts.models import Contact, Event
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-# Clocks of senders drift; an event further ahead than this is a mistake, not a plan.
+EVENT_FIELDS = ("id", "type", "email", "phone", "external_id", "occurred_at", "properties")
+# Event.source_id is a CharField(max_length=200).
+MAX_SOURCE_ID_LENGTH = 200
+# Senders' clocks drift, but an event further ahead than this is a mistake, not a plan.
 MAX_FUTURE_SKEW = timedelta(hours=1)
+# Event.value is a DecimalField(max_digits=14, decimal_places=2): 12 digits fit before the point.
+MAX_AMOUNT = Decimal("1000000000000")
+# A store that loses a race with a concurrent one (same event id, same new contact) is retried,
+# and the retry reads the other store's rows and skips or reuses them.
+STORE_ATTEMPTS = 3
 
 
 class EventError(ValueError):
-    """An invalid event; ``field`` names the offending field."""
+    """An invalid event: ``field`` names the offending field and ``message`` describes the problem."""
 
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(f"{field_name}: {message}")
@@ -51,70 +59,47 @@ class StoreResult:
     duplicates: int = 0
 
 
+def decode_json(raw: str | bytes) -> Any:
+    """Parse JSON text; raise EventError on malformed input, including NaN and Infinity.
+
+    Python's json module accepts NaN and Infinity, but PostgreSQL's jsonb and the Decimal money
+    columns do not, so they are rejected here instead of failing at insert time.
+    """
+    try:
+        return json.loads(raw, parse_constant=reject_json_constant)
+    except RecursionError:
+        raise EventError("body", "malformed JSON: nested too deeply") from None
+    except ValueError as error:
+        # json.JSONDecodeError and UnicodeDecodeError are both ValueErrors.
+        raise EventError("body", f"malformed JSON: {error}") from None
+
+
+def reject_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_event(data: Any, *, now: datetime | None = None, allowed_types: set[str] | None = None) -> ParsedEvent:
     """Validate one event payload and return it normalised; raise EventError naming the bad field."""
     now = now or timezone.now()
     if not isinstance(data, dict):
-        raise EventError("event", f"must be a JSON object, got {type(data).__name__}")
+        raise EventError("event", f"must be a JSON object, got {json_type_name(data)}")
 
-    unknown = set(data) - {"id", "type", "email", "phone", "external_id", "occurred_at", "properties"}
+    unknown = sorted(set(data) - set(EVENT_FIELDS))
     if unknown:
-        raise EventError(
-            sorted(unknown)[0], "unknown field; allowed: id, type, email, phone, external_id, occurred_at, properties"
-        )
+        raise EventError(unknown[0], f"unknown field; allowed: {', '.join(EVENT_FIELDS)}")
 
-    event_type = data.get("type")
-    if not isinstance(event_type, str) or not EVENT_TYPE_PATTERN.match(event_type):
-        raise EventError("type", f"{event_type!r} is not a valid event type; use lower-case snake_case like order_placed")
-    if allowed_types is not None and event_type not in allowed_types:
-        raise EventError("type", f"{event_type!r} is not allowed with this key; allowed: {', '.join(sorted(allowed_types))}")
+    event_type = parse_type(data.get("type"), allowed_types)
+    source_id = parse_source_id(data.get("id"))
+    email, phone, external_id = parse_identities(data)
+    occurred_at = parse_occurred_at(data.get("occurred_at"), now)
 
-    source_id = data.get("id")
-    if source_id is not None:
-        if not isinstance(source_id, (str, int)) or isinstance(source_id, bool) or str(source_id) == "":
-            raise EventError("id", f"{source_id!r} is not a valid id; send a non-empty string")
-        source_id = str(source_id)
-        if len(source_id) > 200:
-            raise EventError("id", "is longer than 200 characters")
-
-    identities = {}
-    for name in ("email", "phone", "external_id"):
-        raw = data.get(name)
-        if raw in (None, ""):
-            continue
-        if not isinstance(raw, (str, int)) or isinstance(raw, bool):
-            raise EventError(name, f"{raw!r} must be a string")
-        identities[name] = str(raw).strip()
-    if not identities:
-        raise EventError("email", "missing; send email, phone or external_id to say whose event this is")
-    try:
-        email = normalize_email(identities.get("email", ""))
-    except IdentityError as error:
-        raise EventError("email", str(error)) from None
-    try:
-        phone = normalize_phone(identities.get("phone", ""))
-    except IdentityError as error:
-        raise EventError("phone", str(error)) from None
-    external_id = identities.get("external_id", "")[:100]
-
-    occurred_raw = data.get("occurred_at")
-    if occurred_raw in (None, ""):
-        occurred_at = now
-    else:
-        occurred_at = parse_datetime(occurred_raw) if isinstance(occurred_raw, str) else None
-        if occurred_at is None:
-            raise EventError("occurred_at", f"{occurred_raw!r} is not an ISO 8601 date-time like 2026-03-01T09:30:00+01:00")
-        if timezone.is_naive(occurred_at):
-            occurred_at = timezone.make_aware(occurred_at, timezone.utc)
-        if occurred_at > now + MAX_FUTURE_SKEW:
-            raise EventError("occurred_at", f"{occurred_raw!r} is in the future")
-
-    properties = data.get("properties") or {}
+    properties = data.get("properties")
+    if properties is None:
+        properties = {}
     if not isinstance(properties, dict):
-        raise EventError("properties", "must be a JSON object")
+        raise EventError("properties", f"must be a JSON object, got {json_type_name(properties)}")
+    check_no_nul(properties, "properties")
 
-    value = catalogue.event_value(properties)
-    currency = str(properties.get("currency") or "")[:3].upper()
     return ParsedEvent(
         type=event_type,
         occurred_at=occurred_at,
@@ -124,23 +109,169 @@ def parse_event(data: Any, *, now: datetime | None = None, allowed_types: set[st
         phone=phone,
         external_id=external_id,
         key=catalogue.event_key(event_type, properties),
-        value=value,
-        currency=currency,
+        value=parse_value(properties),
+        currency=parse_currency(properties),
     )
 
 
-def store_events(events: list[ParsedEvent], source: str, *, now: datetime | None = None) -> StoreResult:
+def parse_type(raw: Any, allowed_types: set[str] | None) -> str:
+    if raw in (None, ""):
+        raise EventError("type", "missing; send an event type such as order_placed")
+    if not isinstance(raw, str):
+        raise EventError("type", f"must be a string, got {json_type_name(raw)}")
+    if raw not in catalogue.EVENT_TYPES:
+        close = difflib.get_close_matches(raw, catalogue.EVENT_TYPES, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"use one of: {', '.join(sorted(catalogue.EVENT_TYPES))}"
+        raise EventError("type", f"unknown event type {raw[:64]!r}; {hint}")
+    if allowed_types is not None and raw not in allowed_types:
+        raise EventError("type", f"{raw!r} is not allowed with this API key; allowed: {', '.join(sorted(allowed_types))}")
+    return raw
+
+
+def parse_source_id(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise EventError("id", f"{raw!r} is not a valid id; send a non-empty string")
+    source_id = str(raw).strip()
+    if not source_id:
+        raise EventError("id", "is empty; send a non-empty string or leave the field out")
+    if len(source_id) > MAX_SOURCE_ID_LENGTH:
+        raise EventError("id", f"is {len(source_id)} characters long; at most {MAX_SOURCE_ID_LENGTH} fit")
+    check_no_nul(source_id, "id")
+    return source_id
+
+
+def parse_identities(data: dict[str, Any]) -> tuple[str, str, str]:
+    """Return (email, phone, external_id), normalised; at least one must be present."""
+    raw = {}
+    for name in ("email", "phone", "external_id"):
+        value = data.get(name)
+        if value in (None, ""):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise EventError(name, f"must be a string, got {json_type_name(value)}")
+        raw[name] = str(value)
+    if not raw:
+        raise EventError("email", "missing; send email, phone or external_id to say whose event this is")
+
+    normalizers = {"email": normalize_email, "phone": normalize_phone, "external_id": normalize_external_id}
+    normalized = {}
+    for name, value in raw.items():
+        try:
+            normalized[name] = normalizers[name](value)
+        except IdentityError as error:
+            raise EventError(name, str(error)) from None
+    if not any(normalized.values()):
+        raise EventError("email", "missing; send email, phone or external_id to say whose event this is")
+    return normalized.get("email", ""), normalized.get("phone", ""), normalized.get("external_id", "")
+
+
+def parse_occurred_at(raw: Any, now: datetime) -> datetime:
+    if raw in (None, ""):
+        return now
+    example = "2026-03-01T09:30:00+01:00"
+    if not isinstance(raw, str):
+        raise EventError("occurred_at", f"{raw!r} is not an ISO 8601 date-time; send a string like {example}")
+    try:
+        occurred_at = parse_datetime(raw.strip())
+    except ValueError:
+        # Well-formed but impossible, e.g. month 13.
+        occurred_at = None
+    if occurred_at is None:
+        raise EventError("occurred_at", f"{raw[:60]!r} is not an ISO 8601 date-time; send a string like {example}")
+    if timezone.is_naive(occurred_at):
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    try:
+        occurred_at = occurred_at.astimezone(UTC)
+    except OverflowError:
+        raise EventError("occurred_at", f"{raw!r} is out of range") from None
+    if occurred_at > now + MAX_FUTURE_SKEW:
+        raise EventError("occurred_at", f"{raw!r} is in the future; send the time the event happened")
+    return occurred_at
+
+
+def parse_value(properties: dict[str, Any]) -> Decimal | None:
+    """Return the event's money value; amounts are read from their text, never through float arithmetic."""
+    for name in catalogue.VALUE_PROPERTIES:
+        raw = properties.get(name)
+        if raw is None or raw == "":
+            continue
+        field_name = f"properties.{name}"
+        hint = 'send a decimal number with a point, preferably as a string like "59.95"'
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            raise EventError(field_name, f"{raw!r} is not an amount; {hint}")
+        try:
+            # str() of a JSON number gives its shortest decimal form, so 59.95 reads as Decimal("59.95").
+            amount = Decimal(str(raw))
+        except InvalidOperation:
+            raise EventError(field_name, f"{raw!r} is not an amount; {hint}") from None
+        if not amount.is_finite():
+            raise EventError(field_name, f"{raw!r} is not an amount; {hint}")
+        value = catalogue.event_value({name: raw})
+        if value is None or abs(value) >= MAX_AMOUNT:
+            raise EventError(field_name, f"{raw!r} is too large; amounts below {MAX_AMOUNT} fit")
+        return value
+    return None
+
+
+def parse_currency(properties: dict[str, Any]) -> str:
+    raw = properties.get("currency")
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str) or len(raw.strip()) != 3 or not raw.strip().isascii() or not raw.strip().isalpha():
+        raise EventError("properties.currency", f"{raw!r} is not a currency code; send three letters like EUR")
+    return raw.strip().upper()
+
+
+def check_no_nul(value: Any, path: str) -> None:
+    """Raise EventError for a NUL character anywhere in the value, because PostgreSQL cannot store one in text or jsonb."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise EventError(path, "contains a NUL character (\\u0000), which cannot be stored")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_no_nul(key, path)
+            check_no_nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_no_nul(item, f"{path}[{index}]")
+
+
+def json_type_name(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def store_events(
+    events: list[ParsedEvent], source: str, *, now: datetime | None = None, fill_identities: bool = True
+) -> StoreResult:
     """Store parsed events, skipping ids already stored for this source; create unknown contacts.
 
-    Runs in one transaction, so a batch is stored whole or not at all.
+    Each attempt runs in one transaction, so a batch is stored whole or not at all. Without
+    ``fill_identities`` an event never adds an email, phone or external id to a known contact.
     """
     now = now or timezone.now()
-    result = StoreResult()
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            result = store_once(events, source, now, fill_identities)
+        except IntegrityError:
+            if attempt == STORE_ATTEMPTS:
+                raise
+            logger.warning("storing %s events from %s collided with a concurrent store, attempt %s", len(events), source, attempt)
+            continue
+        logger.info("stored %s events from %s, %s duplicates skipped", len(result.created), source, result.duplicates)
+        return result
+    raise AssertionError("unreachable")
 
+
+def store_once(events: list[ParsedEvent], source: str, now: datetime, fill_identities: bool) -> StoreResult:
+    result = StoreResult()
     with transaction.atomic():
         ids = [event.source_id for event in events if event.source_id]
         seen = set(Event.objects.filter(source=source, source_id__in=ids).values_list("source_id", flat=True))
 
+        contacts: dict[tuple[str, str, str], Contact] = {}
         to_create = []
         for parsed in events:
             if parsed.source_id and parsed.source_id in seen:
@@ -148,13 +279,18 @@ def store_events(events: list[ParsedEvent], source: str, *, now: datetime | None
                 continue
             if parsed.source_id:
                 seen.add(parsed.source_id)
-            contact, _created = get_or_create_contact(email=parsed.email, phone=parsed.phone, external_id=parsed.external_id)
+
+            identity = (parsed.email, parsed.phone, parsed.external_id)
+            if identity not in contacts:
+                contacts[identity], _created = get_or_create_contact(
+                    email=parsed.email, phone=parsed.phone, external_id=parsed.external_id, fill_missing=fill_identities
+                )
             to_create.append(
                 Event(
                     source=source,
                     source_id=parsed.source_id,
                     type=parsed.type,
-                    contact=contact,
+                    contact=contacts[identity],
                     occurred_at=parsed.occurred_at,
                     received_at=now,
                     properties=parsed.properties,
@@ -164,6 +300,4 @@ def store_events(events: list[ParsedEvent], source: str, *, now: datetime | None
                 )
             )
         result.created = Event.objects.bulk_create(to_create)
-
-    logger.info("stored %s events from %s, %s duplicates skipped", len(result.created), source, result.duplicates)
     return result
