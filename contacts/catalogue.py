@@ -43,6 +43,9 @@ CHECKOUT_KEY_PROPERTIES = ("checkout_token", "token", "cart_token")
 ORDER_KEY_PROPERTIES = ("checkout_token", "cart_token")
 OTHER_KEY_PROPERTIES = ("checkout_token", "token", "cart_token", "order_id")
 
+# Money columns are DecimalField(max_digits=14, decimal_places=2).
+MAX_AMOUNT = Decimal("1e12")
+
 VALUE_PROPERTIES = ("total_price", "value", "revenue", "amount")
 
 EVENT_TYPE_CHOICES = sorted(EVENT_TYPES.items())
@@ -70,7 +73,11 @@ def event_value(properties: dict[str, Any]) -> Decimal | None:
         if raw in (None, ""):
             continue
         try:
-            return Decimal(str(raw)).quantize(Decimal("0.01"))
+            value = Decimal(str(raw))
         except (InvalidOperation, ValueError):
             return None
+        # NaN, infinity and amounts beyond the 14-digit money columns are not amounts.
+        if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+            return None
+        return value.quantize(Decimal("0.01"))
     return None

@@ -1,7 +1,7 @@
 """System checks for settings the engine relies on."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
 
 @register()
@@ -27,3 +27,18 @@ def check_cluster_settings(app_configs, **kwargs) -> list[Error]:
             )
         )
     return errors
+
+
+@register()
+def check_public_address(app_configs, **kwargs) -> list[Warning]:
+    """Warn when a production set-up sends unsubscribe links that mail clients will not one-click."""
+    if settings.DEBUG or settings.MKTAUTO_BASE_URL.startswith("https://"):
+        return []
+    # RFC 8058 one-click unsubscribe requires an https URI in List-Unsubscribe.
+    return [
+        Warning(
+            f"MKTAUTO_BASE_URL is {settings.MKTAUTO_BASE_URL!r}; one-click unsubscribe (RFC 8058) needs an https address.",
+            hint="Set MKTAUTO_BASE_URL to the public https address of this installation.",
+            id="mktauto.W001",
+        )
+    ]

@@ -6,11 +6,15 @@ from workflows import demo, reporting
 
 
 class Command(BaseCommand):
-    help = "Run the demo: import the demo contacts, replay 30 days of shop events through the engine, print the results."
+    help = _(
+        "Run the demo: import the demo contacts, replay 30 days of shop events through the engine, print the results."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=int, default=30, help="Number of virtual days to replay (default 30).")
-        parser.add_argument("--language", default="nl", choices=["nl", "en"], help="Language of the installed workflow content.")
+        parser.add_argument("--days", type=int, default=30, help=_("Number of virtual days to replay (default 30)."))
+        parser.add_argument(
+            "--language", default="nl", choices=["nl", "en"], help=_("Language of the installed workflow content.")
+        )
 
     def handle(self, *args, **options):
         workflows = demo.demo_workflows(options["language"])

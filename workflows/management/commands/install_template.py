@@ -5,12 +5,14 @@ from workflows.library import TEMPLATES, TemplateNotFound, install_template
 
 
 class Command(BaseCommand):
-    help = "Install a workflow from the template library as a draft."
+    help = _("Install a workflow from the template library as a draft.")
 
     def add_arguments(self, parser):
-        parser.add_argument("name", help=f"Template name: {', '.join(sorted(TEMPLATES))}.")
-        parser.add_argument("--language", default="nl", choices=["nl", "en"], help="Language of the content (default nl).")
-        parser.add_argument("--workflow-name", help="Name of the new workflow; the template's name when left out.")
+        parser.add_argument("name", help=_("Template name: {names}.").format(names=", ".join(sorted(TEMPLATES))))
+        parser.add_argument(
+            "--language", default="nl", choices=["nl", "en"], help=_("Language of the content (default nl).")
+        )
+        parser.add_argument("--workflow-name", help=_("Name of the new workflow; the template's name when left out."))
 
     def handle(self, *args, **options):
         try:

@@ -13,7 +13,9 @@ DEMO_PASSWORD = "demo-mktauto"
 
 
 class Command(BaseCommand):
-    help = "Prepare a local installation: the demo admin login, the demo contacts and the two starter workflows (as drafts)."
+    help = _(
+        "Prepare a local installation: the demo admin login, the demo contacts and the two starter workflows (as drafts)."
+    )
 
     def handle(self, *args, **options):
         user_model = get_user_model()

@@ -7,11 +7,13 @@ from workflows.engine.tick import tick
 
 
 class Command(BaseCommand):
-    help = "Run one engine tick: process pending events, advance due enrollments, send due messages."
+    help = _("Run one engine tick: process pending events, advance due enrollments, send due messages.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--now", help="Run as if the time were this ISO 8601 date-time, e.g. 2026-03-01T09:00:00+01:00.")
-        parser.add_argument("--no-dispatch", action="store_true", help="Queue messages but do not send them.")
+        parser.add_argument(
+            "--now", help=_("Run as if the time were this ISO 8601 date-time, e.g. 2026-03-01T09:00:00+01:00.")
+        )
+        parser.add_argument("--no-dispatch", action="store_true", help=_("Queue messages but do not send them."))
 
     def handle(self, *args, **options):
         now = timezone.now()

@@ -6,12 +6,14 @@ from workflows.models import Workflow
 
 
 class Command(BaseCommand):
-    help = "Print per-step results (entered, sent, opened, clicked, converted, revenue) of one or all workflows."
+    help = _("Print per-step results (entered, sent, opened, clicked, converted, revenue) of one or all workflows.")
 
     def add_arguments(self, parser):
-        parser.add_argument("name", nargs="?", help="Workflow name; all workflows that are not archived when left out.")
         parser.add_argument(
-            "--format", choices=sorted(reporting.FORMATTERS), default="table", help="Output format (default table)."
+            "name", nargs="?", help=_("Workflow name; all workflows that are not archived when left out.")
+        )
+        parser.add_argument(
+            "--format", choices=sorted(reporting.FORMATTERS), default="table", help=_("Output format (default table).")
         )
 
     def handle(self, *args, **options):
