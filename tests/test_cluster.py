@@ -2,8 +2,8 @@
 
 import base64
 import json
-import pickle
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess

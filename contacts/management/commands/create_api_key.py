@@ -6,7 +6,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from contacts.models import ApiKey
 
@@ -14,15 +13,15 @@ logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = gettext_lazy("Create an API key for POST /api/events and print it once. Only a hash is stored, so copy the key now.")
+    help = _("Create an API key for POST /api/events and print it once. Only a hash is stored, so copy the key now.")
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("name", help=gettext_lazy("A name for who uses the key, e.g. 'Shopify pixel'."))
+        parser.add_argument("name", help=_("A name for who uses the key, e.g. 'Shopify pixel'."))
         parser.add_argument(
             "--scope",
             choices=ApiKey.Scope.values,
             default=ApiKey.Scope.FULL,
-            help=gettext_lazy("full: every event type and contact details; pixel: browsing events only (default: full)."),
+            help=_("full: every event type and contact details; pixel: browsing events only (default: full)."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from contacts.ingest import EventError, ParsedEvent, decode_json, parse_event, store_events
 from contacts.models import Event
@@ -24,23 +23,23 @@ CHUNK = 1000
 
 
 class Command(BaseCommand):
-    help = gettext_lazy("Store events from a JSON Lines file (one event per line) for the engine to process.")
+    help = _("Store events from a JSON Lines file (one event per line) for the engine to process.")
     # call_command("ingest_events", "-", stdin=...) passes a stream in tests.
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("path", help=gettext_lazy("A .jsonl file; - reads standard input."))
+        parser.add_argument("path", help=_("A .jsonl file; - reads standard input."))
         parser.add_argument(
             "--source",
             default=Event.Source.API,
             choices=Event.Source.values,
-            help=gettext_lazy("The source whose ids the file's ids are unique within (default: api)."),
+            help=_("The source whose ids the file's ids are unique within (default: api)."),
         )
         parser.add_argument(
             "--shopify-topic",
             metavar="TOPIC",
             choices=sorted(HANDLERS),
-            help=gettext_lazy(
+            help=_(
                 "Read PATH as one saved Shopify webhook body (JSON) of this topic, e.g. orders/create, and map it as the "
                 "webhook endpoint does. No signature is checked, and --source is not used."
             ),
