@@ -3,6 +3,7 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -244,3 +245,61 @@ class ApiKey(models.Model):
         raw_key = "mk_" + secrets.token_urlsafe(32)
         api_key = cls.objects.create(name=name, scope=scope, prefix=raw_key[:10], key_hash=cls.hash_key(raw_key))
         return api_key, raw_key
+
+
+class Shop(models.Model):
+    """A connected Shopify shop and the secret that verifies the webhooks it sends."""
+
+    domain = models.CharField(
+        _("domain"),
+        max_length=255,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$",
+                _("Enter the shop's myshopify.com domain, e.g. example.myshopify.com, not its own web address."),
+            )
+        ],
+        help_text=_("The shop's myshopify.com domain, e.g. example.myshopify.com. Shopify names it in every webhook."),
+    )
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    # Stored in clear, unlike API keys: checking a webhook's HMAC-SHA256 signature needs the
+    # secret itself, and a hash of it cannot verify anything. Forms must not show it.
+    webhook_secret = models.CharField(
+        _("webhook secret"),
+        max_length=255,
+        help_text=_(
+            "The app's client secret (API secret key) from the app's settings in Shopify. Shopify signs every webhook "
+            "with it, and a webhook whose signature does not match is rejected."
+        ),
+    )
+    currency = models.CharField(
+        _("currency"),
+        max_length=3,
+        default=settings.MKTAUTO_DEFAULT_CURRENCY,
+        help_text=_("The shop's currency, e.g. EUR. Used for amounts that arrive without a currency."),
+    )
+    active = models.BooleanField(
+        _("active"),
+        default=True,
+        help_text=_(
+            "Cleared when the app is uninstalled from the shop. Webhooks still verify afterwards, because Shopify sends "
+            "the shop's privacy requests after an uninstall."
+        ),
+    )
+    uninstalled_at = models.DateTimeField(_("uninstalled at"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["domain"]
+        verbose_name = _("Shopify shop")
+        verbose_name_plural = _("Shopify shops")
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def save(self, *args, **kwargs) -> None:
+        # Shopify sends the domain in lower case; a pasted "Example.myshopify.com " must still match.
+        self.domain = self.domain.strip().lower()
+        self.currency = self.currency.strip().upper()
+        super().save(*args, **kwargs)

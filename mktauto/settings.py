@@ -121,6 +121,8 @@ MKTAUTO_TIME_ZONE = os.environ.get("MKTAUTO_TIME_ZONE", "Europe/Amsterdam")
 MKTAUTO_BASE_URL = os.environ.get("MKTAUTO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # A mailbox that takes "unsubscribe" mails; when set, List-Unsubscribe also offers a mailto: form.
 MKTAUTO_UNSUBSCRIBE_MAILTO = os.environ.get("MKTAUTO_UNSUBSCRIBE_MAILTO", "")
+# The Shopify app's client secret; verifies webhooks from shops that have no Shop row.
+MKTAUTO_SHOPIFY_WEBHOOK_SECRET = os.environ.get("MKTAUTO_SHOPIFY_WEBHOOK_SECRET", "")
 MKTAUTO_DEFAULT_CURRENCY = os.environ.get("MKTAUTO_DEFAULT_CURRENCY", "EUR")
 MKTAUTO_DEFAULT_PHONE_REGION = os.environ.get("MKTAUTO_DEFAULT_PHONE_REGION", "NL")
 MKTAUTO_BRAND_NAME = os.environ.get("MKTAUTO_BRAND_NAME", "Demo Shop")

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/events", EventsView.as_view(), name="api-events"),
+    path("webhooks/shopify", include("contacts.shopify.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("campaigns.urls")),
 ]
