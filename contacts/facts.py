@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Case, F, Value, When
+from django.db.models.functions import Greatest
 
 from contacts import catalogue
 from contacts.consent import set_consent
@@ -16,6 +17,8 @@ from contacts.models import Channel, ConsentStatus, Contact, Event
 logger = logging.getLogger(__name__)
 
 PROFILE_PROPERTIES = ("first_name", "last_name", "language", "time_zone", "company")
+# A cancellation takes the order and its value off; a refund takes its refunded amount off.
+REVERSAL_EVENT_TYPES = {"order_cancelled", "refund_created"}
 PROFILE_EVENT_TYPES = {"signed_up", "subscribed", "unsubscribed"}
 TRUE_VALUES = {"true", "yes", "1", "subscribed"}
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
@@ -39,9 +42,26 @@ def apply_events(events: list[Event]) -> None:
     for contact_id, contact_orders in orders.items():
         apply_orders(contact_id, contact_orders)
 
+    reversals: dict[int, list[Event]] = defaultdict(list)
+    for event in events:
+        if event.type in REVERSAL_EVENT_TYPES:
+            reversals[event.contact_id].append(event)
+    for contact_id, contact_reversals in reversals.items():
+        apply_reversals(contact_id, contact_reversals)
+
     for event in events:
         if event.type in PROFILE_EVENT_TYPES and event.source not in UNTRUSTED_SOURCES:
             apply_profile(event)
+
+
+def apply_reversals(contact_id: int, events: list[Event]) -> None:
+    """Take cancelled orders and refunds off the contact's order facts, never below zero."""
+    cancelled = sum(1 for event in events if event.type == "order_cancelled")
+    amount = sum((event.value or Decimal("0") for event in events), Decimal("0"))
+    Contact.objects.filter(pk=contact_id).update(
+        order_count=Greatest(F("order_count") - cancelled, Value(0)),
+        total_spent=Greatest(F("total_spent") - amount, Value(Decimal("0"))),
+    )
 
 
 def apply_orders(contact_id: int, orders: list[Event]) -> None:

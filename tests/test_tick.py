@@ -408,3 +408,17 @@ def test_purchase_before_any_send_is_no_conversion(anna, make_workflow, send_eve
     assert enrollment.state == Enrollment.State.EXITED
     assert enrollment.converted_at is None
     assert not StepMetric.objects.filter(converted__gt=0).exists()
+
+
+def test_cancel_and_refund_lower_order_facts(anna, send_event, t0):
+    send_event("order_placed", anna.email, t0, total_price="80.00", order_id="1")
+    send_event("order_placed", anna.email, t0, total_price="20.00", order_id="2")
+    tick(t0)
+    send_event("order_cancelled", anna.email, t0 + HOUR, total_price="20.00", order_id="2")
+    send_event("refund_created", anna.email, t0 + HOUR, amount="15.50", order_id="1")
+
+    tick(t0 + HOUR)
+
+    anna.refresh_from_db()
+    assert anna.order_count == 1
+    assert anna.total_spent == Decimal("64.50")
