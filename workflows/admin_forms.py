@@ -1,0 +1,146 @@
+"""Forms behind the workflow builder: the workflow itself, its steps, and the template library."""
+
+import logging
+from typing import Any
+
+from adminsortable2.admin import CustomInlineFormSet
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from campaigns.models import MessageTemplate
+from contacts.catalogue import EVENT_TYPE_CHOICES
+from contacts.condition_editor import ConditionFormField
+from contacts.models import Channel
+from workflows import library
+from workflows.models import Step, Workflow
+from workflows.step_schema import UNUSED_VALUES, unused_fields
+
+logger = logging.getLogger(__name__)
+
+BRANCH_TARGETS_LIST_ID = "mktauto-step-targets"
+
+
+def event_choices(current: str, *, blank: bool) -> list[tuple[str, str]]:
+    """Return the catalogue's event types as choices, keeping ``current`` when the catalogue lacks it."""
+    choices = [(name, f"{label} ({name})") for name, label in EVENT_TYPE_CHOICES]
+    if current and current not in dict(choices):
+        choices.append((current, current))
+    if blank:
+        choices.insert(0, ("", "---------"))
+    return choices
+
+
+class WorkflowForm(forms.ModelForm):
+    trigger_filter = ConditionFormField(
+        allow_properties=True,
+        label=_("Trigger filter"),
+        help_text=_("Only events and contacts that match enroll. Leave the group empty to enroll on every trigger event."),
+    )
+    exit_condition = ConditionFormField(
+        label=_("Exit condition"),
+        help_text=_("Checked when events arrive and before every step; a match ends the enrollment. Empty never exits."),
+    )
+
+    class Meta:
+        model = Workflow
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, blank in (("trigger_event", False), ("goal_event", True)):
+            if name not in self.fields:
+                continue
+            current = self.initial.get(name) or getattr(self.instance, name, "")
+            self.fields[name].widget = forms.Select(choices=event_choices(current, blank=blank))
+
+
+class BranchTargetInput(forms.TextInput):
+    """A text input that suggests next, exit and the workflow's step keys from a shared datalist."""
+
+    def __init__(self) -> None:
+        super().__init__(attrs={"list": BRANCH_TARGETS_LIST_ID, "size": 16, "autocomplete": "off"})
+
+
+class StepForm(forms.ModelForm):
+    condition = ConditionFormField(
+        label=_("Condition"), help_text=_("A contact who matches goes the “if yes” way, everyone else the “if no” way.")
+    )
+
+    class Meta:
+        model = Step
+        fields = [
+            "key",
+            "kind",
+            "name",
+            "wait_days",
+            "wait_hours",
+            "wait_minutes",
+            "template",
+            "tag",
+            "score_delta",
+            "condition",
+            "if_true",
+            "if_false",
+            "position",
+        ]
+        widgets = {
+            "if_true": BranchTargetInput(),
+            "if_false": BranchTargetInput(),
+            "kind": forms.Select(attrs={"class": "mktauto-step-kind"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "template" in self.fields:
+            self.fields["template"].queryset = MessageTemplate.objects.filter(channel=Channel.EMAIL)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if not kind:
+            return cleaned
+
+        # Values of fields the kind does not use are reset, so a step that changed kind keeps no
+        # hidden leftovers that the flowchart or a later kind change would pick up.
+        for name in unused_fields(kind):
+            if name in cleaned:
+                cleaned[name] = UNUSED_VALUES[name]
+                self.errors.pop(name, None)
+        return cleaned
+
+
+class StepFormSet(CustomInlineFormSet):
+    """Checks across steps: every branch target must be next, exit or a step key in this form."""
+
+    def clean(self) -> None:
+        super().clean()
+        live_forms = [form for form in self.forms if form.has_changed() or form.instance.pk]
+        live_forms = [form for form in live_forms if not self._should_delete_form(form) and hasattr(form, "cleaned_data")]
+        keys = {form.cleaned_data.get("key") for form in live_forms if form.cleaned_data.get("key")}
+
+        for form in live_forms:
+            if form.cleaned_data.get("kind") != Step.Kind.CONDITION:
+                continue
+            for field in ("if_true", "if_false"):
+                target = (form.cleaned_data.get(field) or "").strip()
+                if target in ("next", "exit") or target in keys:
+                    continue
+                form.add_error(
+                    field,
+                    _("“%(target)s” is not a step key in this workflow. Use next, exit or one of: %(keys)s.")
+                    % {"target": target, "keys": ", ".join(sorted(keys)) or "-"},
+                )
+
+
+class TemplateInstallForm(forms.Form):
+    template = forms.ChoiceField(label=_("Template"), choices=())
+    language = forms.ChoiceField(
+        label=_("Language"),
+        choices=settings.LANGUAGES,
+        help_text=_("The language of the workflow's names and of the messages it creates."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["template"].choices = [(slug, str(spec.name)) for slug, spec in library.TEMPLATES.items()]

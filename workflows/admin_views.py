@@ -1,0 +1,78 @@
+"""Admin pages of the workflow builder that are not a model's list or form."""
+
+import logging
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views import View
+
+from workflows import library
+from workflows.admin_forms import TemplateInstallForm
+
+logger = logging.getLogger(__name__)
+
+
+class TemplateLibraryView(View):
+    """List the workflow templates and install the chosen one as a draft workflow."""
+
+    model_admin: admin.ModelAdmin | None = None
+    template_name = "admin/workflows/workflow/template_library.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not self.model_admin.has_add_permission(request):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        language = translation.get_language() or "nl"
+        form = TemplateInstallForm(initial={"language": language.split("-")[0]})
+        return self.render(request, form)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = TemplateInstallForm(request.POST)
+        if not form.is_valid():
+            self.model_admin.message_user(request, _("Choose a template and a language, then install again."), messages.ERROR)
+            return self.render(request, form, status=400)
+
+        slug = form.cleaned_data["template"]
+        language = form.cleaned_data["language"]
+        workflow = library.install_template(slug, language=language)
+        logger.info("staff user %s installed template %s as workflow %s", request.user.pk, slug, workflow.pk)
+
+        self.model_admin.log_addition(request, workflow, [{"added": {}}])
+        self.model_admin.message_user(
+            request,
+            _("“%(name)s” was installed as a draft. Check the steps and messages, then activate it.") % {"name": workflow.name},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:workflows_workflow_change", args=[workflow.pk]))
+
+    def render(self, request: HttpRequest, form: TemplateInstallForm, status: int = 200) -> HttpResponse:
+        opts = self.model_admin.opts
+        templates = [
+            {
+                "slug": slug,
+                "name": spec.name,
+                "objective": spec.objective,
+                "metrics": spec.metrics,
+                "trigger_event": spec.trigger_event,
+                "step_count": len(spec.steps),
+                "email_count": sum(1 for step in spec.steps if step.message is not None),
+            }
+            for slug, spec in library.TEMPLATES.items()
+        ]
+        context = {
+            **self.model_admin.admin_site.each_context(request),
+            "opts": opts,
+            "title": _("New workflow from a template"),
+            "templates": templates,
+            "form": form,
+            "languages": form.fields["language"].choices,
+        }
+        return TemplateResponse(request, self.template_name, context, status=status)
