@@ -15,8 +15,9 @@ from contacts import conditions, timeline
 from contacts.condition_editor import ConditionFormField
 from contacts.consent import STATUS_FIELDS, set_consent
 from contacts.importing import SpreadsheetCSV
-from contacts.models import ApiKey, ConsentRecord, ConsentStatus, Contact, Event, Segment, Tag
+from contacts.models import ApiKey, ConsentRecord, ConsentStatus, Contact, Event, Segment, Shop, Tag
 from contacts.resources import ContactResource
+from contacts.shopify.forms import ShopForm
 
 logger = logging.getLogger(__name__)
 
@@ -265,3 +266,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
             revoked,
         )
         self.message_user(request, message % {"count": revoked}, messages.SUCCESS)
+
+
+@admin.register(Shop)
+class ShopAdmin(admin.ModelAdmin):
+    # The form never shows the stored webhook secret; leaving the field empty keeps it.
+    form = ShopForm
+    list_display = ["domain", "name", "currency", "active", "uninstalled_at", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["domain", "name"]
+    readonly_fields = ["uninstalled_at", "created_at"]

@@ -20,7 +20,7 @@ from django_q.models import Task
 from django_q.tasks import async_task
 
 from campaigns.models import Delivery, MessageTemplate, StepMetric
-from contacts.models import ApiKey, ConsentRecord, ConsentStatus, Contact, Event, Segment, Tag
+from contacts.models import ApiKey, ConsentRecord, ConsentStatus, Contact, Event, Segment, Shop, Tag
 from workflows.library import install_template
 from workflows.models import Enrollment, Step, StepLog, Workflow
 from workflows.schedule import ensure_tick_schedule
@@ -202,6 +202,7 @@ def shop(db, anna, bram, chris, t0) -> dict:
         contact=anna, channel="email", status=ConsentStatus.SUBSCRIBED, source="import", occurred_at=t0
     )
     api_key, _raw_key = ApiKey.generate("Storefront pixel", scope=ApiKey.Scope.PIXEL)
+    connected_shop = Shop.objects.create(domain="demo-shop.myshopify.com", name="Demo Shop", webhook_secret="test-secret")
 
     # Rows for the other apps' admin pages, so their change pages load with data too.
     group = Group.objects.create(name="Marketing")
@@ -235,6 +236,7 @@ def shop(db, anna, bram, chris, t0) -> dict:
         "metric": metric,
         "consent": consent,
         "api_key": api_key,
+        "shop": connected_shop,
         "group": group,
     }
 

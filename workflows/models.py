@@ -39,7 +39,9 @@ class Workflow(models.Model):
         _("trigger filter"),
         default=dict,
         blank=True,
-        help_text=_('Condition on the event\'s properties and the contact, e.g. {"property": "total_price", "gte": 50}.'),
+        help_text=_(
+            'Condition on the event\'s properties and the contact, e.g. {"property": "total_price", "op": "gte", "value": 50}.'
+        ),
     )
     keyed = models.BooleanField(
         _("one enrollment per checkout or order"),
