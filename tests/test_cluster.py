@@ -64,4 +64,4 @@ def test_qcluster_runs_tick_schedule(tmp_path):
     assert task[0] == "workflows.tasks.run_tick"
     assert task[1] == 1
     # django-q2 stores results pickled and base64-encoded.
-    assert pickle.loads(base64.b64decode(task[2])) == "events=1 advanced=0 dispatched=0"
+    assert pickle.loads(base64.b64decode(task[2])) == "events=1 triggered=0 advanced=0 dispatched=0"

@@ -1,6 +1,7 @@
 from datetime import timedelta
 from decimal import Decimal
 
+from croniter import croniter
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -23,7 +24,16 @@ class Workflow(models.Model):
 
     class EntryRule(models.TextChoices):
         ONCE = "once", _("Once per contact, ever")
+        ONCE_PER_DAYS = "once_per_days", _("At most once per number of days")
         EVERY_TIME = "every_time", _("Every time the trigger fires (one active enrollment per key)")
+
+    class TriggerType(models.TextChoices):
+        EVENT = "event", _("An event happens")
+        DATE = "date", _("A contact date is reached (birthday, anniversary)")
+        INACTIVITY = "inactivity", _("No event of a type for a number of days")
+        SCHEDULE = "schedule", _("On a schedule (cron)")
+        CONDITION_ENTERED = "condition_entered", _("Starts matching a condition or segment")
+        CONDITION_LEFT = "condition_left", _("Stops matching a condition or segment")
 
     # Configuration.
     name = models.CharField(_("name"), max_length=200, unique=True)
@@ -32,9 +42,46 @@ class Workflow(models.Model):
     )
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.DRAFT)
     priority = models.IntegerField(_("priority"), default=0, help_text=_("Higher wins when workflows compete for a contact."))
+    trigger_type = models.CharField(_("trigger type"), max_length=20, choices=TriggerType.choices, default=TriggerType.EVENT)
     trigger_event = models.CharField(
-        _("trigger event"), max_length=64, help_text=_("The event type that enrolls a contact, e.g. checkout_started.")
+        _("trigger event"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "The event type that enrolls a contact, e.g. checkout_started. For an inactivity trigger: the event "
+            "whose absence counts, e.g. order_placed."
+        ),
     )
+    trigger_date_field = models.CharField(
+        _("date field"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "For a date trigger: a custom attribute holding YYYY-MM-DD (e.g. birthday), or created_at for the sign-up anniversary."
+        ),
+    )
+    trigger_offset_days = models.IntegerField(
+        _("offset (days)"), default=0, help_text=_("For a date trigger: days after the date; negative for days before.")
+    )
+    trigger_time = models.TimeField(
+        _("time of day"),
+        null=True,
+        blank=True,
+        help_text=_("For a date trigger: local time in the contact's time zone, e.g. 09:00."),
+    )
+    trigger_days = models.PositiveIntegerField(
+        _("days without the event"), default=0, help_text=_("For an inactivity trigger, e.g. 60 days without order_placed.")
+    )
+    trigger_cron = models.CharField(
+        _("schedule"),
+        max_length=100,
+        blank=True,
+        help_text=_("For a schedule trigger: a cron expression in the default time zone, e.g. 0 9 * * 1 for Mondays at 09:00."),
+    )
+    reentry_days = models.PositiveIntegerField(
+        _("re-entry after (days)"), default=0, help_text=_("For the entry rule 'at most once per number of days'.")
+    )
+    last_scheduled_at = models.DateTimeField(_("last scheduled run"), null=True, blank=True, editable=False)
     trigger_filter = models.JSONField(
         _("trigger filter"),
         default=dict,
@@ -72,7 +119,8 @@ class Workflow(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
-    history = HistoricalRecords()
+    # Runtime state stays out of the history, which records what staff changed.
+    history = HistoricalRecords(excluded_fields=["last_scheduled_at"])
 
     class Meta:
         ordering = ["-priority", "name"]
@@ -83,9 +131,29 @@ class Workflow(models.Model):
         return self.name
 
     def clean(self) -> None:
+        errors: dict[str, str] = {}
+        kind = self.trigger_type
+        if kind in (self.TriggerType.EVENT, self.TriggerType.INACTIVITY) and not self.trigger_event:
+            errors["trigger_event"] = _("Enter the event type, e.g. order_placed.")
+        if kind == self.TriggerType.INACTIVITY and not self.trigger_days:
+            errors["trigger_days"] = _("Enter the number of days without the event, e.g. 60.")
+        if kind == self.TriggerType.DATE and not self.trigger_date_field:
+            errors["trigger_date_field"] = _("Enter the attribute that holds the date, e.g. birthday, or created_at.")
+        if kind == self.TriggerType.SCHEDULE and not croniter.is_valid(self.trigger_cron or ""):
+            errors["trigger_cron"] = _("%(value)r is not a valid cron expression; e.g. 0 9 * * 1 is Mondays at 09:00.") % {
+                "value": self.trigger_cron
+            }
+        if kind in (self.TriggerType.CONDITION_ENTERED, self.TriggerType.CONDITION_LEFT) and not self.trigger_filter:
+            errors["trigger_filter"] = _('Enter the condition or segment to watch, e.g. {"segment": "VIP"}.')
+        if self.entry_rule == self.EntryRule.ONCE_PER_DAYS and not self.reentry_days:
+            errors["reentry_days"] = _("Enter after how many days a contact may enter again.")
+        if errors:
+            raise ValidationError(errors)
+
         for field in ("trigger_filter", "exit_condition"):
             try:
-                conditions.validate(getattr(self, field), allow_properties=field == "trigger_filter")
+                event_trigger = self.trigger_type == self.TriggerType.EVENT
+                conditions.validate(getattr(self, field), allow_properties=field == "trigger_filter" and event_trigger)
             except conditions.ConditionError as error:
                 raise ValidationError({field: str(error)}) from error
 
@@ -217,6 +285,26 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} in {self.workflow}"
+
+
+class TriggerState(models.Model):
+    """Whether a contact matched a workflow's watched condition at the last check.
+
+    Condition triggers fire on the change, so a lead score that stays above 50 enrolls once and a
+    score that drops and crosses again enrolls again.
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="trigger_states")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="trigger_states")
+    matched_since = models.DateTimeField(_("matching since"))
+
+    class Meta:
+        verbose_name = _("trigger state")
+        verbose_name_plural = _("trigger states")
+        constraints = [models.UniqueConstraint(fields=["workflow", "contact"], name="trigger_state_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} matches {self.workflow_id}"
 
 
 class StepLog(models.Model):

@@ -5,4 +5,4 @@ from workflows.engine.tick import tick
 
 def run_tick() -> str:
     result = tick()
-    return f"events={result.events} advanced={result.advanced} dispatched={result.dispatched}"
+    return f"events={result.events} triggered={result.triggered} advanced={result.advanced} dispatched={result.dispatched}"

@@ -10,9 +10,7 @@ class Command(BaseCommand):
     help = _("Run one engine tick: process pending events, advance due enrollments, send due messages.")
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--now", help=_("Run as if the time were this ISO 8601 date-time, e.g. 2026-03-01T09:00:00+01:00.")
-        )
+        parser.add_argument("--now", help=_("Run as if the time were this ISO 8601 date-time, e.g. 2026-03-01T09:00:00+01:00."))
         parser.add_argument("--no-dispatch", action="store_true", help=_("Queue messages but do not send them."))
 
     def handle(self, *args, **options):
@@ -28,6 +26,15 @@ class Command(BaseCommand):
 
         result = tick(now, dispatch=not options["no_dispatch"])
         self.stdout.write(
-            _("Tick at %(now)s: %(events)s events processed, %(advanced)s enrollments advanced, %(dispatched)s messages handled.")
-            % {"now": now.isoformat(), "events": result.events, "advanced": result.advanced, "dispatched": result.dispatched}
+            _(
+                "Tick at %(now)s: %(events)s events processed, %(triggered)s contacts enrolled by scheduled triggers, "
+                "%(advanced)s enrollments advanced, %(dispatched)s messages handled."
+            )
+            % {
+                "now": now.isoformat(),
+                "events": result.events,
+                "triggered": result.triggered,
+                "advanced": result.advanced,
+                "dispatched": result.dispatched,
+            }
         )
