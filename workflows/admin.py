@@ -104,13 +104,26 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
         "changed_by",
         "updated_at",
     ]
-    list_filter = ["status", "trigger_event"]
+    list_filter = ["status", "trigger_type", "trigger_event"]
     search_fields = ["name", "objective"]
     readonly_fields = ["status", "template_slug", "created_at", "updated_at"]
     actions = ["activate", "pause"]
     fieldsets = [
         (None, {"fields": ["name", "objective", ("status", "priority")]}),
-        (gettext_lazy("Trigger"), {"fields": ["trigger_event", "trigger_filter", ("keyed", "entry_rule")]}),
+        (
+            gettext_lazy("Trigger"),
+            {
+                "fields": [
+                    "trigger_type",
+                    "trigger_event",
+                    "trigger_filter",
+                    ("trigger_date_field", "trigger_offset_days", "trigger_time"),
+                    "trigger_days",
+                    "trigger_cron",
+                    ("keyed", "entry_rule", "reentry_days"),
+                ]
+            },
+        ),
         (gettext_lazy("Exit"), {"fields": ["exit_condition"]}),
         (
             gettext_lazy("Goal"),
