@@ -48,7 +48,7 @@ def browser() -> Browser:
 def page(browser: Browser, live_server, staff_user) -> Page:
     """A logged-in admin page in English, as a browser asking for English gets it."""
     context = browser.new_context(
-        locale="en-US", extra_http_headers={"Accept-Language": "en"}, viewport={"width": 1400, "height": 1000}
+        locale="en-US", extra_http_headers={"Accept-Language": "en"}, viewport={"width": 1400, "height": 2400}
     )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()

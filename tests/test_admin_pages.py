@@ -385,6 +385,7 @@ def test_step_added_through_inline(staff_client, shop):
         "name": "Mark as cart abandoner",
         "tag": "cart-abandoner",
         "position": str(total + 1),
+        "wait_mode": "duration",
         "wait_days": "0",
         "wait_hours": "0",
         "wait_minutes": "0",

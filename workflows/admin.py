@@ -80,7 +80,11 @@ class StepInline(SortableStackedInline):
     extra = 0
     fields = [
         ("key", "kind", "name"),
+        "wait_mode",
         WAIT_FIELDS,
+        ("wait_weekday", "wait_time"),
+        ("wait_event", "wait_same_key"),
+        "wait_data_path",
         "template",
         "tag",
         "score_delta",

@@ -73,9 +73,15 @@ class StepForm(forms.ModelForm):
             "key",
             "kind",
             "name",
+            "wait_mode",
             "wait_days",
             "wait_hours",
             "wait_minutes",
+            "wait_weekday",
+            "wait_time",
+            "wait_event",
+            "wait_same_key",
+            "wait_data_path",
             "template",
             "tag",
             "score_delta",
@@ -120,7 +126,10 @@ class StepFormSet(CustomInlineFormSet):
         keys = {form.cleaned_data.get("key") for form in live_forms if form.cleaned_data.get("key")}
 
         for form in live_forms:
-            if form.cleaned_data.get("kind") != Step.Kind.CONDITION:
+            branches = form.cleaned_data.get("kind") == Step.Kind.CONDITION or (
+                form.cleaned_data.get("kind") == Step.Kind.WAIT and form.cleaned_data.get("wait_mode") == Step.WaitMode.UNTIL_EVENT
+            )
+            if not branches:
                 continue
             for field in ("if_true", "if_false"):
                 target = (form.cleaned_data.get(field) or "").strip()

@@ -28,7 +28,10 @@ def problems(workflow: Workflow) -> list[str]:
         except ValidationError as error:
             for messages in error.message_dict.values():
                 found.extend(_("Step %(step)s: %(message)s") % {"step": step.key, "message": message} for message in messages)
-        if step.kind == Step.Kind.CONDITION:
+        branches = step.kind == Step.Kind.CONDITION or (
+            step.kind == Step.Kind.WAIT and step.wait_mode == Step.WaitMode.UNTIL_EVENT
+        )
+        if branches:
             for target in (step.if_true, step.if_false):
                 if target not in ("next", "exit") and target not in keys:
                     found.append(

@@ -180,9 +180,50 @@ class Step(models.Model):
     name = models.CharField(_("name"), max_length=200, blank=True)
 
     # Wait.
+    class WaitMode(models.TextChoices):
+        DURATION = "duration", _("For a duration")
+        UNTIL_TIME = "until_time", _("Until a weekday and time (contact's time zone)")
+        UNTIL_EVENT = "until_event", _("Until an event happens, with the duration as timeout")
+        FROM_DATA = "from_data", _("For a number of days taken from data, minus the days below")
+
+    wait_mode = models.CharField(_("wait mode"), max_length=20, choices=WaitMode.choices, default=WaitMode.DURATION)
     wait_days = models.PositiveIntegerField(_("days"), default=0)
     wait_hours = models.PositiveIntegerField(_("hours"), default=0)
     wait_minutes = models.PositiveIntegerField(_("minutes"), default=0)
+    wait_weekday = models.PositiveSmallIntegerField(
+        _("weekday"),
+        null=True,
+        blank=True,
+        choices=[
+            (0, _("Monday")),
+            (1, _("Tuesday")),
+            (2, _("Wednesday")),
+            (3, _("Thursday")),
+            (4, _("Friday")),
+            (5, _("Saturday")),
+            (6, _("Sunday")),
+        ],
+        help_text=_("For 'until a weekday and time'; empty means the next day the time comes."),
+    )
+    wait_time = models.TimeField(
+        _("time of day"), null=True, blank=True, help_text=_("Local time in the contact's time zone, e.g. 09:00.")
+    )
+    wait_event = models.CharField(
+        _("event to wait for"),
+        max_length=64,
+        blank=True,
+        help_text=_("E.g. order_fulfilled. 'If yes' is taken when it happens, 'if no' at the timeout."),
+    )
+    wait_same_key = models.BooleanField(_("same checkout or order only"), default=False)
+    wait_data_path = models.CharField(
+        _("days from"),
+        max_length=100,
+        blank=True,
+        help_text=_(
+            "Where the number of days is: trigger.cycle_days, trigger.line_items.cycle_days (the shortest of the items) "
+            "or attributes.NAME."
+        ),
+    )
     # Send.
     template = models.ForeignKey(
         MessageTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="steps", verbose_name=_("message")
@@ -210,14 +251,31 @@ class Step(models.Model):
     def __str__(self) -> str:
         return f"{self.position + 1}. {self.name or self.get_kind_display()}"
 
+    def wait_errors(self) -> dict[str, str]:
+        mode = self.wait_mode
+        if mode == self.WaitMode.DURATION and not self.wait_duration:
+            return {"wait_days": _("A wait needs a duration: set days, hours or minutes.")}
+        if mode == self.WaitMode.UNTIL_TIME and self.wait_time is None:
+            return {"wait_time": _("Enter the time of day to wait for, e.g. 09:00.")}
+        if mode == self.WaitMode.UNTIL_EVENT:
+            if not self.wait_event:
+                return {"wait_event": _("Enter the event to wait for, e.g. order_fulfilled.")}
+            if not self.wait_duration:
+                return {"wait_days": _("Set the timeout in days, hours or minutes.")}
+        if mode == self.WaitMode.FROM_DATA and not (
+            self.wait_data_path.startswith(("trigger.", "attributes.")) and len(self.wait_data_path.split(".")) >= 2
+        ):
+            return {"wait_data_path": _("Enter where the days are, e.g. trigger.line_items.cycle_days or attributes.cycle_days.")}
+        return {}
+
     @property
     def wait_duration(self) -> timedelta:
         return timedelta(days=self.wait_days, hours=self.wait_hours, minutes=self.wait_minutes)
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        if self.kind == self.Kind.WAIT and not self.wait_duration:
-            errors["wait_days"] = _("A wait needs a duration: set days, hours or minutes.")
+        if self.kind == self.Kind.WAIT:
+            errors.update(self.wait_errors())
         if self.kind == self.Kind.SEND_EMAIL:
             if self.template_id is None:
                 errors["template"] = _("Choose the message this step sends.")
@@ -257,6 +315,9 @@ class Enrollment(models.Model):
     )
     visit = models.PositiveIntegerField(_("visit"), default=0, help_text=_("Counts step entries; part of each delivery's key."))
     next_run_at = models.DateTimeField(_("next run"), null=True, blank=True)
+    waiting_since = models.DateTimeField(
+        _("waiting for an event since"), null=True, blank=True, help_text=_("Set while a wait-for-event step waits.")
+    )
     enrolled_at = models.DateTimeField(_("enrolled at"))
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     exit_reason = models.CharField(_("exit reason"), max_length=200, blank=True)

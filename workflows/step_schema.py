@@ -3,13 +3,15 @@
 from workflows.models import Step
 
 WAIT_FIELDS = ("wait_days", "wait_hours", "wait_minutes")
+WAIT_MODE_FIELDS = ("wait_mode", "wait_weekday", "wait_time", "wait_event", "wait_same_key", "wait_data_path")
 BRANCH_FIELDS = ("if_true", "if_false")
 
 # Fields every kind shows: the rest are shown, validated and kept only for their own kind.
 COMMON_FIELDS = ("key", "kind", "name")
 
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    Step.Kind.WAIT: WAIT_FIELDS,
+    # A wait for an event branches: "if yes" when it happens, "if no" at the timeout.
+    Step.Kind.WAIT: (*WAIT_FIELDS, *WAIT_MODE_FIELDS, *BRANCH_FIELDS),
     Step.Kind.CONDITION: ("condition", *BRANCH_FIELDS),
     Step.Kind.SEND_EMAIL: ("template",),
     Step.Kind.ADD_TAG: ("tag",),
@@ -25,6 +27,12 @@ UNUSED_VALUES = {
     "wait_days": 0,
     "wait_hours": 0,
     "wait_minutes": 0,
+    "wait_mode": "duration",
+    "wait_weekday": None,
+    "wait_time": None,
+    "wait_event": "",
+    "wait_same_key": False,
+    "wait_data_path": "",
     "template": None,
     "tag": "",
     "score_delta": 0,

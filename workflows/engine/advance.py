@@ -31,7 +31,9 @@ def advance_batch(now: datetime, limit: int) -> int:
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))
         rows = list(
-            due.values_list("id", "workflow_id", "contact_id", "key", "enrolled_at", "step_id", "visit", "next_run_at")[:limit]
+            due.values_list(
+                "id", "workflow_id", "contact_id", "key", "enrolled_at", "step_id", "visit", "next_run_at", "waiting_since"
+            )[:limit]
         )
         if not rows:
             return 0
@@ -63,6 +65,7 @@ def build_runs(rows: list[tuple]) -> list[Run]:
             next_run_at=row[7],
             start_step_id=row[5],
             start_visit=row[6],
+            waiting_since=row[8],
         )
         for row in rows
     ]

@@ -1,18 +1,90 @@
 """In-memory state of one locked batch of enrollments, written back with grouped updates."""
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from django.db.models import F
+from django.db import connection
+from django.db.models import F, Model
+from django.db.models.constants import OnConflict
 
 from campaigns.metrics import MetricBatch
 from workflows.models import Enrollment, Step, StepLog, Workflow
 
 CHUNK = 5000
 
+# Field types whose Python values (int, str, bool, None) every backend takes as they are, so
+# insert_rows can pass them through without get_db_prep_save.
+PLAIN_TYPES = {
+    "BigAutoField",
+    "BigIntegerField",
+    "BooleanField",
+    "CharField",
+    "ForeignKey",
+    "IntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "SmallIntegerField",
+    "TextField",
+}
 
-@dataclass
+# One step log as (enrollment id, step id, visit, outcome, reason); the batch's time is added on write.
+LogRow = tuple[int, int | None, int, str, str]
+
+
+def insert_rows(
+    model: type[Model],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    constants: dict[str, Any],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
+    """Insert ``rows`` (values for ``columns``) with executemany. Other fields get ``constants`` or their default.
+
+    bulk_create builds a model instance per row and prepares every value through the ORM, which
+    costs several times the database write at tick sizes. Here only the constants are prepared,
+    once, so the varying columns must be of PLAIN_TYPES. Like bulk_create this sends no signals.
+    The database assigns the primary key.
+    """
+    if not rows:
+        return
+
+    fields = {field.attname: field for field in model._meta.concrete_fields if not field.primary_key}
+    unknown = sorted((set(columns) | set(constants)) - set(fields))
+    if unknown:
+        raise ValueError(f"{model.__name__} has no fields {unknown}. Use attribute names such as step_id.")
+    for name in columns:
+        if fields[name].get_internal_type() not in PLAIN_TYPES:
+            raise ValueError(f"{model.__name__}.{name} needs preparing for the database. Pass it in constants instead.")
+    # bulk_create would stamp these through pre_save, which this path skips.
+    stamped = [
+        name for name, field in fields.items() if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    ]
+    if stamped:
+        raise ValueError(f"{model.__name__} has auto_now fields {stamped}, which insert_rows does not set. Use bulk_create.")
+
+    fixed_fields = [field for name, field in fields.items() if name not in columns]
+    fixed = tuple(
+        field.get_db_prep_save(constants[field.attname] if field.attname in constants else field.get_default(), connection)
+        for field in fixed_fields
+    )
+    names = ", ".join(connection.ops.quote_name(field.column) for field in [*map(fields.get, columns), *fixed_fields])
+    placeholders = ", ".join(["%s"] * len(fields))
+    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+    suffix = connection.ops.on_conflict_suffix_sql(list(fields.values()), on_conflict, None, None)
+    sql = (
+        f"{connection.ops.insert_statement(on_conflict=on_conflict)} {connection.ops.quote_name(model._meta.db_table)} "
+        f"({names}) VALUES ({placeholders}) {suffix}"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), CHUNK):
+            cursor.executemany(sql, [row + fixed for row in rows[start : start + CHUNK]])
+
+
+@dataclass(slots=True)
 class Run:
     """One enrollment as the tick sees it while it moves through steps."""
 
@@ -29,6 +101,7 @@ class Run:
     state: str = Enrollment.State.ACTIVE
     exit_reason: str = ""
     changed: bool = False
+    waiting_since: datetime | None = None
 
 
 @dataclass
@@ -64,23 +137,14 @@ class Batch:
         self.runs = runs
         self.now = now
         self.plans = plans
-        self.logs: list[StepLog] = []
+        self.logs: list[LogRow] = []
         self.metrics = MetricBatch()
 
     def due(self) -> list[Run]:
         return [run for run in self.runs if run.state == Enrollment.State.ACTIVE and run.next_run_at <= self.now]
 
     def log(self, run: Run, step: Step | None, outcome: str, reason: str = "") -> None:
-        self.logs.append(
-            StepLog(
-                enrollment_id=run.id,
-                step_id=step.pk if step else None,
-                visit=run.visit,
-                outcome=outcome,
-                reason=reason[:300],
-                at=self.now,
-            )
-        )
+        self.logs.append((run.id, step.pk if step else None, run.visit, outcome, reason[:300]))
 
     def advance(self, run: Run, step: Step, next_run_at: datetime) -> None:
         """Move past ``step`` to the following one, or complete the enrollment after the last step."""
@@ -108,6 +172,13 @@ class Batch:
         run.step_id = step.pk
         run.visit += 1
         run.next_run_at = next_run_at
+        run.waiting_since = None
+        run.changed = True
+
+    def hold(self, run: Run, next_run_at: datetime, waiting_since: datetime | None) -> None:
+        """Keep the run on its step until ``next_run_at``, e.g. a wait for an event until its timeout."""
+        run.next_run_at = next_run_at
+        run.waiting_since = waiting_since
         run.changed = True
 
     def finish(self, run: Run, state: str, reason: str, step: Step | None) -> None:
@@ -128,17 +199,23 @@ class Batch:
             if not run.changed:
                 continue
             if run.state == Enrollment.State.ACTIVE:
-                group = (run.state, run.step_id, run.next_run_at, run.visit - run.start_visit, "")
+                group = (run.state, run.step_id, run.next_run_at, run.visit - run.start_visit, "", run.waiting_since)
             else:
-                group = (run.state, run.step_id, None, run.visit - run.start_visit, run.exit_reason)
+                group = (run.state, run.step_id, None, run.visit - run.start_visit, run.exit_reason, None)
             groups[group].append(run.id)
 
-        for (state, step_id, next_run_at, visit_delta, reason), ids in groups.items():
-            values = {"state": state, "step_id": step_id, "next_run_at": next_run_at, "visit": F("visit") + visit_delta}
+        for (state, step_id, next_run_at, visit_delta, reason, waiting_since), ids in groups.items():
+            values = {
+                "state": state,
+                "step_id": step_id,
+                "next_run_at": next_run_at,
+                "visit": F("visit") + visit_delta,
+                "waiting_since": waiting_since,
+            }
             if state != Enrollment.State.ACTIVE:
                 values.update(finished_at=self.now, exit_reason=reason)
             for start in range(0, len(ids), CHUNK):
                 Enrollment.objects.filter(pk__in=ids[start : start + CHUNK]).update(**values)
 
-        StepLog.objects.bulk_create(self.logs, batch_size=CHUNK)
+        insert_rows(StepLog, ("enrollment_id", "step_id", "visit", "outcome", "reason"), self.logs, {"at": self.now})
         self.metrics.write()

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from contacts import facts
 from contacts.models import Event
-from workflows.engine import enroll, exits
+from workflows.engine import enroll, exits, waits
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ def process_batch(now: datetime, limit: int = 1000) -> int:
         exits.check_goals(events, now)
         exits.exit_on_events(events, now)
         enroll.match_triggers(events, now)
+        waits.wake_waiting(events, now)
         Event.objects.filter(pk__in=[event.pk for event in events]).update(processed_at=now)
 
     logger.info("processed %s events", len(events))

@@ -8,7 +8,8 @@ from django.db.models import F, OuterRef
 from campaigns.models import Delivery
 from contacts import conditions
 from contacts.models import ConsentStatus, Contact, Tag
-from workflows.engine.batch import Batch, Run
+from workflows.engine.batch import Batch, Run, insert_rows
+from workflows.engine.waits import run_wait
 from workflows.models import Enrollment, Step, StepLog
 
 CHUNK = 5000
@@ -17,15 +18,6 @@ CHUNK = 5000
 def chunks(items: list, size: int = CHUNK):
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def run_wait(batch: Batch, step: Step, runs: list[Run]) -> None:
-    # TODO: count days as calendar days in the contact's time zone, so a one-day wait across a
-    # daylight-saving change ends at the same local time; today a day is 24 hours.
-    until = batch.now + step.wait_duration
-    for run in runs:
-        batch.log(run, step, StepLog.Outcome.WAITED, f"until {until.isoformat()}")
-        batch.advance(run, step, until)
 
 
 def run_condition(batch: Batch, step: Step, runs: list[Run]) -> None:
@@ -54,7 +46,9 @@ def run_send_email(batch: Batch, step: Step, runs: list[Run]) -> None:
             }
         )
 
-    deliveries = []
+    # One (contact id, enrollment id, visit) per delivery. The rest of the row is the same for the whole group.
+    deliveries: list[tuple[int, int, int]] = []
+    queued_reason = template.name[:300]
     for run in runs:
         email, consent, suppressed_at = contacts.get(run.contact_id, (None, None, None))
         reason = ""
@@ -69,25 +63,26 @@ def run_send_email(batch: Batch, step: Step, runs: list[Run]) -> None:
             batch.log(run, step, StepLog.Outcome.SKIPPED, reason)
             batch.metrics.add(step.pk, batch.now, "skipped")
         else:
-            deliveries.append(
-                Delivery(
-                    contact_id=run.contact_id,
-                    template_id=template.pk,
-                    channel=template.channel,
-                    transactional=template.transactional,
-                    enrollment_id=run.id,
-                    step_id=step.pk,
-                    visit=run.visit,
-                    status=Delivery.Status.QUEUED,
-                    next_attempt_at=batch.now,
-                    created_at=batch.now,
-                )
-            )
-            batch.log(run, step, StepLog.Outcome.QUEUED, template.name[:300])
+            deliveries.append((run.contact_id, run.id, run.visit))
+            batch.log(run, step, StepLog.Outcome.QUEUED, queued_reason)
         batch.advance(run, step, batch.now)
 
     # The unique (enrollment, step, visit) constraint makes a repeated run of this visit a no-op.
-    Delivery.objects.bulk_create(deliveries, batch_size=CHUNK, ignore_conflicts=True)
+    insert_rows(
+        Delivery,
+        ("contact_id", "enrollment_id", "visit"),
+        deliveries,
+        {
+            "template_id": template.pk,
+            "channel": template.channel,
+            "transactional": template.transactional,
+            "step_id": step.pk,
+            "status": Delivery.Status.QUEUED,
+            "next_attempt_at": batch.now,
+            "created_at": batch.now,
+        },
+        ignore_conflicts=True,
+    )
 
 
 def run_tag(batch: Batch, step: Step, runs: list[Run]) -> None:
