@@ -74,6 +74,7 @@ class StepInline(SortableStackedInline):
     model = Step
     form = StepForm
     formset = StepFormSet
+    fk_name = "workflow"
     # adminsortable2 takes the order field from the first ordering entry, and the model's own
     # ordering starts with "workflow".
     ordering = ["position", "id"]
@@ -88,6 +89,9 @@ class StepInline(SortableStackedInline):
         "template",
         "tag",
         "score_delta",
+        ("attribute_name", "attribute_value"),
+        "notify_email",
+        "target_workflow",
         "condition",
         ("if_true", "if_false"),
     ]
@@ -131,7 +135,13 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
         (gettext_lazy("Exit"), {"fields": ["exit_condition"]}),
         (
             gettext_lazy("Goal"),
-            {"fields": [("goal_event", "goal_same_key"), ("goal_window_days", "goal_target_percent"), "exit_on_goal"]},
+            {
+                "fields": [
+                    ("goal_event", "goal_same_key"),
+                    ("goal_window_days", "goal_target_percent"),
+                    ("exit_on_goal", "goal_handoff"),
+                ]
+            },
         ),
         (gettext_lazy("Details"), {"fields": ["template_slug", ("created_at", "updated_at")], "classes": ["collapse"]}),
     ]

@@ -11,7 +11,6 @@ from django.utils.translation import gettext_lazy as _
 from campaigns.models import MessageTemplate
 from contacts.catalogue import EVENT_TYPE_CHOICES
 from contacts.condition_editor import ConditionFormField
-from contacts.models import Channel
 from workflows import library
 from workflows.models import Step, Workflow
 from workflows.step_schema import UNUSED_VALUES, unused_fields
@@ -85,6 +84,10 @@ class StepForm(forms.ModelForm):
             "template",
             "tag",
             "score_delta",
+            "attribute_name",
+            "attribute_value",
+            "notify_email",
+            "target_workflow",
             "condition",
             "if_true",
             "if_false",
@@ -99,7 +102,8 @@ class StepForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "template" in self.fields:
-            self.fields["template"].queryset = MessageTemplate.objects.filter(channel=Channel.EMAIL)
+            # Step.clean checks that the message's channel matches the send kind.
+            self.fields["template"].queryset = MessageTemplate.objects.all()
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -127,7 +131,8 @@ class StepFormSet(CustomInlineFormSet):
 
         for form in live_forms:
             branches = form.cleaned_data.get("kind") == Step.Kind.CONDITION or (
-                form.cleaned_data.get("kind") == Step.Kind.WAIT and form.cleaned_data.get("wait_mode") == Step.WaitMode.UNTIL_EVENT
+                form.cleaned_data.get("kind") == Step.Kind.WAIT
+                and form.cleaned_data.get("wait_mode") == Step.WaitMode.UNTIL_EVENT
             )
             if not branches:
                 continue

@@ -115,6 +115,15 @@ class Workflow(models.Model):
         _("goal target (%)"), max_digits=5, decimal_places=2, null=True, blank=True, help_text=_("E.g. 8 for 8% converted.")
     )
     exit_on_goal = models.BooleanField(_("exit when the goal is reached"), default=True)
+    goal_handoff = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="goal_handoffs_in",
+        verbose_name=_("after the goal, move to"),
+        help_text=_("E.g. a welcome series that ends with a purchase hands the contact to the post-purchase workflow."),
+    )
     template_slug = models.CharField(_("installed from template"), max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -166,9 +175,14 @@ class Step(models.Model):
         WAIT = "wait", _("Wait")
         CONDITION = "condition", _("Condition")
         SEND_EMAIL = "send_email", _("Send email")
+        SEND_SMS = "send_sms", _("Send SMS")
+        SEND_WHATSAPP = "send_whatsapp", _("Send WhatsApp message")
         ADD_TAG = "add_tag", _("Add tag")
         REMOVE_TAG = "remove_tag", _("Remove tag")
         CHANGE_SCORE = "change_score", _("Change lead score")
+        UPDATE_ATTRIBUTE = "update_attribute", _("Update attribute")
+        NOTIFY_STAFF = "notify_staff", _("Notify staff")
+        MOVE_TO_WORKFLOW = "move_to_workflow", _("Move to another workflow")
         EXIT = "exit", _("Exit")
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps", verbose_name=_("workflow"))
@@ -231,6 +245,26 @@ class Step(models.Model):
     # Tags and score.
     tag = models.CharField(_("tag"), max_length=100, blank=True)
     score_delta = models.IntegerField(_("score change"), default=0, help_text=_("Added to the lead score; negative subtracts."))
+    # Attribute, staff notification and hand-off.
+    attribute_name = models.CharField(_("attribute"), max_length=64, blank=True)
+    attribute_value = models.CharField(
+        _("attribute value"), max_length=500, blank=True, help_text=_("Stored as text, e.g. gold.")
+    )
+    notify_email = models.CharField(
+        _("notify address"),
+        max_length=254,
+        blank=True,
+        help_text=_("Staff address that gets the contact's details, e.g. sales@example.com."),
+    )
+    target_workflow = models.ForeignKey(
+        "Workflow",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="handoffs_in",
+        verbose_name=_("move to workflow"),
+        help_text=_("The contact leaves this workflow and enters that one at its first step."),
+    )
     # Condition.
     condition = models.JSONField(_("condition"), default=dict, blank=True)
     if_true = models.CharField(
@@ -276,11 +310,22 @@ class Step(models.Model):
         errors: dict[str, str] = {}
         if self.kind == self.Kind.WAIT:
             errors.update(self.wait_errors())
-        if self.kind == self.Kind.SEND_EMAIL:
+        send_channels = {self.Kind.SEND_EMAIL: "email", self.Kind.SEND_SMS: "sms", self.Kind.SEND_WHATSAPP: "whatsapp"}
+        if self.kind in send_channels:
+            channel = send_channels[self.kind]
             if self.template_id is None:
                 errors["template"] = _("Choose the message this step sends.")
-            elif self.template.channel != "email":
-                errors["template"] = _("This step sends email; choose an email message.")
+            elif self.template.channel != channel:
+                errors["template"] = _("This step sends %(channel)s; choose a %(channel)s message.") % {"channel": channel}
+        if self.kind == self.Kind.UPDATE_ATTRIBUTE and not self.attribute_name.strip():
+            errors["attribute_name"] = _("Enter the attribute to set, e.g. vip_tier.")
+        if self.kind == self.Kind.NOTIFY_STAFF and "@" not in self.notify_email:
+            errors["notify_email"] = _("Enter the staff email address to notify.")
+        if self.kind == self.Kind.MOVE_TO_WORKFLOW:
+            if self.target_workflow_id is None:
+                errors["target_workflow"] = _("Choose the workflow the contact moves to.")
+            elif self.target_workflow_id == self.workflow_id:
+                errors["target_workflow"] = _("A workflow cannot hand contacts to itself.")
         if self.kind in (self.Kind.ADD_TAG, self.Kind.REMOVE_TAG) and not self.tag.strip():
             errors["tag"] = _("Enter the tag to add or remove.")
         if self.kind == self.Kind.CHANGE_SCORE and self.score_delta == 0:

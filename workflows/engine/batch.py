@@ -149,6 +149,14 @@ class Batch:
     def advance(self, run: Run, step: Step, next_run_at: datetime) -> None:
         """Move past ``step`` to the following one, or complete the enrollment after the last step."""
         following = self.plans[run.workflow_id].next_of.get(step.pk)
+        if following is None and next_run_at > self.now:
+            # A wait as the last step still waits; the enrollment completes when it is due again.
+            run.step_id = None
+            run.visit += 1
+            run.next_run_at = next_run_at
+            run.waiting_since = None
+            run.changed = True
+            return
         if following is None:
             self.finish(run, Enrollment.State.COMPLETED, "", step)
             return

@@ -11,6 +11,7 @@ from campaigns.models import Delivery
 from contacts import conditions
 from contacts.models import Event
 from workflows.engine.batch import Batch, Run
+from workflows.engine.enroll import Candidate, enroll
 from workflows.models import Enrollment, Step, StepLog, Workflow
 
 logger = logging.getLogger(__name__)
@@ -167,6 +168,10 @@ def record_conversion(workflow: Workflow, enrollment: Enrollment, event: Event, 
     if workflow.exit_on_goal and enrollment.state == Enrollment.State.ACTIVE:
         exit_enrollments([enrollment], "goal reached", now)
         enrollment.state = Enrollment.State.EXITED
+    handoff = workflow.goal_handoff
+    if handoff is not None and handoff.status == Workflow.Status.LIVE:
+        key = event.key if handoff.keyed else ""
+        enroll(handoff, [Candidate(contact_id=enrollment.contact_id, key=key, enrolled_at=now, context=enrollment.context)], now)
 
 
 def exit_for_withdrawn_consent(contact_ids: list[int], channel: str, now: datetime) -> int:

@@ -8,6 +8,7 @@ from django.db.models import F, OuterRef
 from campaigns.models import Delivery
 from contacts import conditions
 from contacts.models import ConsentStatus, Contact, Tag
+from workflows.engine.actions import run_move_to_workflow, run_notify_staff, run_update_attribute
 from workflows.engine.batch import Batch, Run, insert_rows
 from workflows.engine.waits import run_wait
 from workflows.models import Enrollment, Step, StepLog
@@ -132,6 +133,9 @@ RUNNERS = {
     Step.Kind.ADD_TAG: run_tag,
     Step.Kind.REMOVE_TAG: run_tag,
     Step.Kind.CHANGE_SCORE: run_change_score,
+    Step.Kind.UPDATE_ATTRIBUTE: run_update_attribute,
+    Step.Kind.NOTIFY_STAFF: run_notify_staff,
+    Step.Kind.MOVE_TO_WORKFLOW: run_move_to_workflow,
     Step.Kind.EXIT: run_exit,
 }
 
