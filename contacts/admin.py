@@ -15,7 +15,7 @@ from contacts import conditions, timeline
 from contacts.condition_editor import ConditionFormField
 from contacts.consent import STATUS_FIELDS, set_consent
 from contacts.importing import SpreadsheetCSV
-from contacts.models import ApiKey, ConsentRecord, ConsentStatus, Contact, Event, Segment, Shop, Tag
+from contacts.models import ApiKey, ConsentRecord, ConsentStatus, Contact, Event, ScoreRule, Segment, Shop, Tag
 from contacts.resources import ContactResource
 from contacts.shopify.forms import ShopForm
 
@@ -276,3 +276,11 @@ class ShopAdmin(admin.ModelAdmin):
     list_filter = ["active"]
     search_fields = ["domain", "name"]
     readonly_fields = ["uninstalled_at", "created_at"]
+
+
+@admin.register(ScoreRule)
+class ScoreRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "event_type", "points", "active"]
+    list_editable = ["points", "active"]
+    list_filter = ["active", "event_type"]
+    search_fields = ["name", "event_type"]

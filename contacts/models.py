@@ -3,6 +3,7 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -303,3 +304,34 @@ class Shop(models.Model):
         self.domain = self.domain.strip().lower()
         self.currency = self.currency.strip().upper()
         super().save(*args, **kwargs)
+
+
+class ScoreRule(models.Model):
+    """Points added to (or taken from) a contact's lead score when an event matches."""
+
+    name = models.CharField(_("name"), max_length=200)
+    event_type = models.CharField(_("event type"), max_length=64, help_text=_("E.g. link_clicked or page_viewed."))
+    event_filter = models.JSONField(
+        _("event filter"),
+        default=dict,
+        blank=True,
+        help_text=_('Condition on the event\'s properties, e.g. {"property": "url", "op": "contains", "value": "/pricing"}.'),
+    )
+    points = models.IntegerField(_("points"), help_text=_("Added to the lead score; negative subtracts."))
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["event_type", "name"]
+        verbose_name = _("lead score rule")
+        verbose_name_plural = _("lead score rules")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.points:+d})"
+
+    def clean(self) -> None:
+        from contacts import conditions
+
+        try:
+            conditions.validate(self.event_filter, allow_properties=True)
+        except conditions.ConditionError as error:
+            raise ValidationError({"event_filter": str(error)}) from error

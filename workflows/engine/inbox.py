@@ -1,6 +1,6 @@
 """The inbox: process stored events in arrival order.
 
-Each batch updates contact facts, counts goals, applies exit conditions and then matches triggers,
+Each batch updates contact facts and lead scores, counts goals, applies exit conditions and then matches triggers,
 all in one transaction with marking the events processed; a crash leaves the batch pending.
 """
 
@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from contacts import facts
+from contacts import facts, scoring
 from contacts.models import Event
 from workflows.engine import enroll, exits, waits
 
@@ -28,6 +28,7 @@ def process_batch(now: datetime, limit: int = 1000) -> int:
         events.sort(key=lambda event: (event.occurred_at, event.pk))
 
         facts.apply_events(events)
+        scoring.apply_rules(events)
         exits.check_goals(events, now)
         exits.exit_on_events(events, now)
         enroll.match_triggers(events, now)
