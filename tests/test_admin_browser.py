@@ -163,10 +163,29 @@ def test_contact_page_shows_timeline(page: Page, live_server, anna, t0):
 
 
 def test_dutch_browser_gets_dutch_admin(browser: Browser, live_server, staff_user):
-    context = browser.new_context(locale="nl-NL", extra_http_headers={"Accept-Language": "nl"})
+    context = browser.new_context(
+        locale="nl-NL", extra_http_headers={"Accept-Language": "nl"}, viewport={"width": 1400, "height": 2400}
+    )
+    context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.goto(f"{live_server.url}/admin/login/")
 
     expect(page.locator("html")).to_have_attribute("lang", "nl")
     expect(page.locator("input[type=submit]")).to_have_value("Aanmelden")
+
+    page.fill("#id_username", "marieke")
+    page.fill("#id_password", "marieke-password")
+    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/workflows/workflow/")
+    expect(page.locator("a.mktauto-library-link")).to_have_text("Nieuwe workflow uit sjabloon")
+    page.click("a.mktauto-library-link")
+    card = page.locator("#template-abandoned_cart")
+    card.locator("select[name=language]").select_option("nl")
+    card.locator("button.mktauto-install").click()
+
+    expect(page.locator(".messagelist")).to_contain_text("“Verlaten winkelwagens terugwinnen” is als concept geïnstalleerd.")
+    expect(page.locator("#mktauto-step-metrics h2")).to_have_text("Resultaten per stap")
+    expect(page.locator("#mktauto-flowchart svg")).to_contain_text("E-mail 1: je hebt iets laten liggen")
+    expect(page.locator("#mktauto-flowchart svg")).to_contain_text("Voltooid")
+    page.screenshot(path=str(SCREENSHOTS / "mktauto-workflow-nl.png"), full_page=True)
     context.close()

@@ -397,7 +397,7 @@ def test_post_wrong_key_unauthorized(client, full_key):
     response = post(client, "mk_not-a-real-key", order())
 
     assert response.status_code == 401
-    assert only_error(response)["message"] == "Invalid API key."
+    assert only_error(response)["message"] == "Ongeldige API-sleutel."
     assert Event.objects.count() == 0
 
 
@@ -407,7 +407,7 @@ def test_post_revoked_key_unauthorized(client, full_key):
     response = post(client, full_key, order())
 
     assert response.status_code == 401
-    assert "revoked" in only_error(response)["message"]
+    assert "ingetrokken" in only_error(response)["message"]
     assert Event.objects.count() == 0
 
 
@@ -538,7 +538,7 @@ def test_create_api_key_prints_key_once(db):
     assert api_key.scope == ApiKey.Scope.FULL
     assert api_key.name == "Shop backend"
     assert raw_key not in stderr.getvalue()
-    assert "not shown again" in stderr.getvalue()
+    assert "niet nog eens getoond" in stderr.getvalue()
 
 
 def test_create_api_key_pixel_scope(db):
@@ -555,7 +555,7 @@ def test_create_api_key_unknown_scope_rejected(db):
 
 
 def test_create_api_key_blank_name_rejected(db):
-    with pytest.raises(CommandError, match="needs a name"):
+    with pytest.raises(CommandError, match="heeft een naam nodig"):
         call_command("create_api_key", "  ", stdout=io.StringIO(), stderr=io.StringIO())
 
 
