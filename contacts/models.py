@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Channel(models.TextChoices):
@@ -171,7 +172,7 @@ class Event(models.Model):
     class Source(models.TextChoices):
         API = "api", _("API")
         SHOPIFY = "shopify", _("Shopify")
-        IMPORT = "import", _("Import")
+        IMPORT = "import", pgettext_lazy("event source", "Import")
         ADMIN = "admin", _("Admin")
         TRACKING = "tracking", _("Tracking")
         DEMO = "demo", _("Demo")

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import translation
 
 from contacts.models import ConsentStatus, Contact
 
@@ -18,6 +19,21 @@ def t0() -> datetime:
 @pytest.fixture(autouse=True)
 def _mail_outbox(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def _reset_language():
+    """Stop a request's language from leaking into the next test."""
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture
+def english(settings):
+    """Run a test in English: the default language is Dutch, and these tests assert English text."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

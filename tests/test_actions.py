@@ -8,7 +8,7 @@ from django.core import mail
 from workflows.engine.tick import tick
 from workflows.models import Enrollment, Workflow
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def test_update_attribute_keeps_others(anna, make_workflow, send_event, t0):

@@ -11,7 +11,7 @@ from campaigns.models import Delivery
 from contacts.models import Contact
 from workflows.models import Enrollment, Workflow
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def run_command(*args: str) -> str:

@@ -26,6 +26,8 @@ DATA = Path(__file__).parent / "data" / "events"
 SHOP_EVENTS = DATA / "shop_events.jsonl"
 MIXED_LINES = DATA / "mixed_lines.jsonl"
 
+pytestmark = pytest.mark.usefixtures("english")
+
 
 @pytest.fixture(autouse=True)
 def frozen_clock(t0):

@@ -17,7 +17,7 @@ from contacts.privacy import erase_contact, export_contact, save_export
 from workflows.engine.tick import tick
 from workflows.models import Enrollment
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ ORDER_ID = "820982911946154508"
 # processed_at of the order samples, 2021-12-31T19:00:00-05:00.
 ORDER_TIME = datetime(2022, 1, 1, 0, 0, tzinfo=UTC)
 
+pytestmark = pytest.mark.usefixtures("english")
+
 
 @pytest.fixture(autouse=True)
 def frozen_clock(t0):

@@ -8,7 +8,7 @@ from contacts.models import Contact
 from workflows.engine.tick import tick
 from workflows.models import Enrollment, Workflow
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 WAIT_A_DAY = [{"kind": "wait", "wait_days": 1}]
 

@@ -79,7 +79,9 @@ def wait(key: str, **duration: int) -> StepSpec:
 WELCOME_SERIES = TemplateSpec(
     slug="welcome_series",
     name=_("Welcome series"),
+    # xgettext:no-python-format
     objective=_("Turn new subscribers into first-time buyers: 8% make a first purchase within 14 days."),
+    # xgettext:no-python-format
     metrics=_("First purchase within 14 days: 5-10%. Open rate of email 1: 50% or more. Click rate: 5-10%."),
     trigger_event="signed_up",
     trigger_filter={"field": "order_count", "op": "eq", "value": 0},
@@ -91,9 +93,12 @@ WELCOME_SERIES = TemplateSpec(
     steps=[
         email(
             "welcome",
+            # xgettext:no-python-format
             _("Email 1: welcome with 15% code"),
             _("Welcome to {{ shop_name }}, {{ first_name|default:'there' }}!"),
+            # xgettext:no-python-format
             _("Here is 15% off your first order."),
+            # xgettext:no-python-format
             _(
                 "Hi {{ first_name|default:'there' }},\n\nThank you for signing up. As a welcome, here is **15% off** your "
                 "first order with code **WELCOME15**.\n\nThe code is valid for 8 days."
@@ -140,12 +145,14 @@ WELCOME_SERIES = TemplateSpec(
         email(
             "last-chance",
             _("Email 5: discount expires tomorrow"),
+            # xgettext:no-python-format
             _("Your 15% off expires tomorrow"),
             _("Last chance to use WELCOME15."),
             _(
                 "Hi {{ first_name|default:'there' }},\n\nA reminder: your welcome code **WELCOME15** expires tomorrow. "
                 "After that, it is gone."
             ),
+            # xgettext:no-python-format
             _("Use my 15% off"),
         ),
         StepSpec(key="newsletter", kind=Step.Kind.ADD_TAG, name=_("Into the newsletter segment"), tag="newsletter"),
@@ -155,7 +162,9 @@ WELCOME_SERIES = TemplateSpec(
 ABANDONED_CART = TemplateSpec(
     slug="abandoned_cart",
     name=_("Abandoned cart recovery"),
+    # xgettext:no-python-format
     objective=_("Recover 10% of abandoned checkouts within 72 hours."),
+    # xgettext:no-python-format
     metrics=_("Recovery rate: 5-15%. Open rate of email 1: 40-50%. Revenue per recipient: track it."),
     trigger_event="checkout_started",
     keyed=True,
@@ -198,13 +207,17 @@ ABANDONED_CART = TemplateSpec(
         wait("wait-day-2", hours=24),
         email(
             "incentive",
+            # xgettext:no-python-format
             _("Email 3: 10% off your cart"),
+            # xgettext:no-python-format
             _("10% off to complete your order"),
             _("Use code COMEBACK10 today."),
+            # xgettext:no-python-format
             _(
                 "Hi {{ first_name|default:'there' }},\n\nWe would love to see you complete your order. Use code "
                 "**COMEBACK10** for 10% off your cart."
             ),
+            # xgettext:no-python-format
             _("Use my 10% off"),
             "{{ trigger.abandoned_checkout_url|default:shop_url }}",
         ),

@@ -1,9 +1,9 @@
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 
 from croniter import croniter
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -12,7 +12,7 @@ from simple_history.models import HistoricalRecords
 
 from campaigns.models import MessageTemplate
 from contacts import conditions
-from contacts.models import Contact
+from contacts.models import Channel, Contact
 
 
 class Workflow(models.Model):
@@ -38,7 +38,10 @@ class Workflow(models.Model):
     # Configuration.
     name = models.CharField(_("name"), max_length=200, unique=True)
     objective = models.TextField(
-        _("objective"), blank=True, help_text=_("What the workflow is for, e.g. recover 10% of abandoned carts within 72 hours.")
+        _("objective"),
+        blank=True,
+        # xgettext:no-python-format
+        help_text=_("What the workflow is for, e.g. recover 10% of abandoned carts within 72 hours."),
     )
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.DRAFT)
     priority = models.IntegerField(_("priority"), default=0, help_text=_("Higher wins when workflows compete for a contact."))
@@ -112,7 +115,13 @@ class Workflow(models.Model):
         help_text=_("A goal event counts when it happens this many days after enrollment or sooner."),
     )
     goal_target_percent = models.DecimalField(
-        _("goal target (%)"), max_digits=5, decimal_places=2, null=True, blank=True, help_text=_("E.g. 8 for 8% converted.")
+        # xgettext:no-python-format
+        _("goal target (%)"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_("E.g. 8 for 8% converted."),
     )
     exit_on_goal = models.BooleanField(_("exit when the goal is reached"), default=True)
     goal_handoff = models.ForeignKey(
@@ -123,6 +132,64 @@ class Workflow(models.Model):
         related_name="goal_handoffs_in",
         verbose_name=_("after the goal, move to"),
         help_text=_("E.g. a welcome series that ends with a purchase hands the contact to the post-purchase workflow."),
+    )
+
+    # Coordination with the sending policy and with other workflows.
+    class BlockedSend(models.TextChoices):
+        SKIP = "skip", _("Skip the message and go on with the next step")
+        DEFER = "defer", _("Defer the message until the block lifts, at most the maximum delay")
+
+    class OnConflict(models.TextChoices):
+        SKIP = "skip", _("Skip the message and go on with the next step")
+        DEFER = "defer", _("Defer the message, at most the maximum delay")
+        EXIT = "exit", _("Leave this workflow")
+
+    cap_messages = models.PositiveIntegerField(
+        _("message cap"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "At most this many promotional messages from this workflow per contact within the cap window, e.g. 1 for "
+            "browse abandonment. Empty means this workflow has no cap of its own; the sending policy's caps still apply."
+        ),
+    )
+    cap_window_hours = models.PositiveIntegerField(
+        _("cap window (hours)"),
+        default=24,
+        validators=[MinValueValidator(1)],
+        help_text=_("The window the message cap counts in, in hours, e.g. 24 for one message per day."),
+    )
+    blocked_send = models.CharField(
+        _("when the sending policy blocks a message"),
+        max_length=10,
+        choices=BlockedSend.choices,
+        default=BlockedSend.DEFER,
+        help_text=_(
+            "A deferred message keeps the contact on its step, so later steps wait; after the maximum delay it is skipped."
+        ),
+    )
+    max_delay_hours = models.PositiveIntegerField(
+        _("maximum delay (hours)"),
+        default=24,
+        help_text=_("How long a deferred message may wait, in hours, counted from its first deferral. 0 skips at once."),
+    )
+    on_conflict = models.CharField(
+        _("when another workflow has the contact"),
+        max_length=10,
+        choices=OnConflict.choices,
+        default=OnConflict.DEFER,
+        help_text=_(
+            "What a message does while the contact is active in a live workflow with a higher priority, "
+            "or in one of the workflows listed under 'not while active in'."
+        ),
+    )
+    exclusions = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="excluded_by",
+        verbose_name=_("not while active in"),
+        help_text=_("E.g. a win-back workflow sends nothing while the contact is active in the post-purchase workflow."),
     )
     template_slug = models.CharField(_("installed from template"), max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
@@ -316,7 +383,8 @@ class Step(models.Model):
             if self.template_id is None:
                 errors["template"] = _("Choose the message this step sends.")
             elif self.template.channel != channel:
-                errors["template"] = _("This step sends %(channel)s; choose a %(channel)s message.") % {"channel": channel}
+                label = Channel(channel).label
+                errors["template"] = _("This step sends %(channel)s; choose a %(channel)s message.") % {"channel": label}
         if self.kind == self.Kind.UPDATE_ATTRIBUTE and not self.attribute_name.strip():
             errors["attribute_name"] = _("Enter the attribute to set, e.g. vip_tier.")
         if self.kind == self.Kind.NOTIFY_STAFF and "@" not in self.notify_email:
@@ -428,6 +496,7 @@ class StepLog(models.Model):
         COMPLETED = "completed", _("Completed")
         CONVERTED = "converted", _("Goal reached")
         FAILED = "failed", _("Failed, retried later")
+        DEFERRED = "deferred", _("Deferred by the sending policy")
 
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="logs", verbose_name=_("enrollment"))
     step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs", verbose_name=_("step"))
@@ -444,3 +513,187 @@ class StepLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.enrollment_id} {self.outcome}"
+
+
+# The sending policy: one row of installation-wide settings plus its rule rows, all edited on one
+# admin page. The engine reads it before every promotional send (workflows/engine/policy.py).
+
+DEFAULT_QUIET_HOURS = (time(21, 0), time(8, 0))
+# (channel, max messages, window in hours), created with the policy row.
+DEFAULT_FREQUENCY_CAPS = (
+    (Channel.EMAIL, 3, 7 * 24),
+    (Channel.SMS, 1, 7 * 24),
+    (Channel.WHATSAPP, 2, 7 * 24),
+)
+# (channel, earlier channel): no SMS on a local day that already had an email.
+DEFAULT_CHANNEL_SPACINGS = ((Channel.SMS, Channel.EMAIL),)
+
+
+class SendingPolicy(models.Model):
+    """Installation-wide rules for promotional messages; one row, created with defaults on first use.
+
+    Transactional messages are exempt from every rule here; consent and address checks still apply to them.
+    """
+
+    quiet_hours_start = models.TimeField(
+        _("quiet hours from"),
+        null=True,
+        blank=True,
+        default=DEFAULT_QUIET_HOURS[0],
+        help_text=_("No promotional message is sent from this local time on, in the contact's time zone, e.g. 21:00."),
+    )
+    quiet_hours_end = models.TimeField(
+        _("quiet hours until"),
+        null=True,
+        blank=True,
+        default=DEFAULT_QUIET_HOURS[1],
+        help_text=_("Sending starts again at this local time, e.g. 08:00. Clear both times to send at any hour."),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("sending policy")
+        verbose_name_plural = _("sending policy")
+
+    def __str__(self) -> str:
+        return str(_("Sending policy"))
+
+    def clean(self) -> None:
+        start, end = self.quiet_hours_start, self.quiet_hours_end
+        if (start is None) != (end is None):
+            raise ValidationError(_("Enter both quiet hours times, e.g. 21:00 and 08:00, or clear both to send at any hour."))
+        if start is not None and start == end:
+            raise ValidationError(
+                {
+                    "quiet_hours_end": _("Quiet hours from %(time)s until %(time)s are empty; enter a different end time.")
+                    % {"time": start.strftime("%H:%M")}
+                }
+            )
+
+    @classmethod
+    def load(cls) -> "SendingPolicy":
+        """Return the policy row, creating it and its default caps and spacing on first use."""
+        policy, created = cls.objects.get_or_create(pk=1)
+        if created:
+            FrequencyCap.objects.bulk_create(
+                [
+                    FrequencyCap(policy=policy, channel=channel, max_messages=limit, window_hours=hours)
+                    for channel, limit, hours in DEFAULT_FREQUENCY_CAPS
+                ]
+            )
+            ChannelSpacing.objects.bulk_create(
+                [
+                    ChannelSpacing(policy=policy, channel=channel, after_channel=after)
+                    for channel, after in DEFAULT_CHANNEL_SPACINGS
+                ]
+            )
+        return policy
+
+
+class FrequencyCap(models.Model):
+    """At most ``max_messages`` promotional messages on a channel per contact in a sliding window, across all workflows."""
+
+    policy = models.ForeignKey(SendingPolicy, on_delete=models.CASCADE, related_name="caps", verbose_name=_("policy"))
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
+    max_messages = models.PositiveIntegerField(
+        _("maximum messages"),
+        validators=[MinValueValidator(1)],
+        help_text=_("Queued, sending and sent promotional messages count, from every workflow and broadcast, e.g. 3."),
+    )
+    window_hours = models.PositiveIntegerField(
+        _("window (hours)"), validators=[MinValueValidator(1)], help_text=_("E.g. 168 for 7 days.")
+    )
+
+    class Meta:
+        ordering = ["channel", "window_hours"]
+        verbose_name = _("frequency cap")
+        verbose_name_plural = _("frequency caps")
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "channel", "window_hours"], name="frequency_cap_unique_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.max_messages} / {self.window_hours} h"
+
+
+class ChannelSpacing(models.Model):
+    """No promotional message on ``channel`` on a local day that already had one on ``after_channel``."""
+
+    policy = models.ForeignKey(SendingPolicy, on_delete=models.CASCADE, related_name="spacings", verbose_name=_("policy"))
+    channel = models.CharField(_("no message on"), max_length=20, choices=Channel.choices)
+    after_channel = models.CharField(
+        _("on a day that already had"),
+        max_length=20,
+        choices=Channel.choices,
+        help_text=_("Days are calendar days in the contact's time zone, e.g. no SMS on a day that already had an email."),
+    )
+
+    class Meta:
+        ordering = ["channel", "after_channel"]
+        verbose_name = _("channel spacing")
+        verbose_name_plural = _("channel spacing")
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "channel", "after_channel"], name="channel_spacing_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} after {self.after_channel}"
+
+    def clean(self) -> None:
+        if self.channel and self.channel == self.after_channel:
+            raise ValidationError(
+                {
+                    "after_channel": _("Choose a channel other than %(channel)s; frequency caps limit one channel.")
+                    % {"channel": self.channel}
+                }
+            )
+
+
+class SuppressionRule(models.Model):
+    """Contacts matching the condition get no promotional message from any workflow."""
+
+    policy = models.ForeignKey(
+        SendingPolicy, on_delete=models.CASCADE, related_name="suppression_rules", verbose_name=_("policy")
+    )
+    name = models.CharField(_("name"), max_length=100, help_text=_("Shown in the step log of every message it stops."))
+    condition = models.JSONField(
+        _("condition"), default=dict, help_text=_('Who gets no promotional messages, e.g. {"tag": "open-ticket"}.')
+    )
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("suppression rule")
+        verbose_name_plural = _("suppression rules")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not self.condition:
+            raise ValidationError({"condition": _('Enter who to suppress, e.g. {"tag": "open-ticket"}.')})
+        try:
+            conditions.validate(self.condition)
+        except conditions.ConditionError as error:
+            raise ValidationError({"condition": str(error)}) from error
+
+
+class QuietPeriod(models.Model):
+    """No promotional message for some days after an event, except from the workflows that event triggers."""
+
+    policy = models.ForeignKey(SendingPolicy, on_delete=models.CASCADE, related_name="quiet_periods", verbose_name=_("policy"))
+    event_type = models.CharField(
+        _("after event"),
+        max_length=64,
+        help_text=_("E.g. order_placed. Workflows triggered by this event still send, and so do transactional messages."),
+    )
+    days = models.PositiveIntegerField(_("days"), validators=[MinValueValidator(1)], help_text=_("E.g. 7."))
+
+    class Meta:
+        ordering = ["event_type"]
+        verbose_name = _("quiet period")
+        verbose_name_plural = _("quiet periods")
+        constraints = [models.UniqueConstraint(fields=["policy", "event_type"], name="quiet_period_unique_event")]
+
+    def __str__(self) -> str:
+        return f"{self.days} days after {self.event_type}"

@@ -106,7 +106,9 @@ def as_table(reports: list[WorkflowReport]) -> str:
     headers = [_("Step"), _("Entered"), _("Sent"), _("Opened"), _("Clicked"), _("Converted"), _("Revenue")]
     lines = []
     for report in reports:
-        target = f", {_('target')} {report.goal_target_percent}%" if report.goal_target_percent is not None else ""
+        target = ""
+        if report.goal_target_percent is not None:
+            target = _(", target %(percent)s%%") % {"percent": report.goal_target_percent}
         lines.append(f"{report.name} ({report.status})")
         lines.append(
             _("  enrolled %(enrolled)s, active %(active)s, completed %(completed)s, exited %(exited)s")

@@ -34,7 +34,13 @@ def run_update_attribute(batch: Batch, step: Step, runs: list[Run]) -> None:
 def run_notify_staff(batch: Batch, step: Step, runs: list[Run]) -> None:
     contact_ids = sorted({run.contact_id for run in runs})
     summaries = [
-        f"{email or phone or external_id} ({' '.join(part for part in (first, last) if part)}), score {score}, orders {orders}"
+        _("%(identity)s (%(name)s), score %(score)s, orders %(orders)s")
+        % {
+            "identity": email or phone or external_id,
+            "name": " ".join(part for part in (first, last) if part),
+            "score": score,
+            "orders": orders,
+        }
         for email, phone, external_id, first, last, score, orders in Contact.objects.filter(pk__in=contact_ids).values_list(
             "email", "phone", "external_id", "first_name", "last_name", "lead_score", "order_count"
         )
