@@ -7,8 +7,8 @@ the benchmark (bench/README.md) that took longer than parsing and validating the
 new contact starts from a row of prepared defaults and only the fields the import set are
 prepared, with the field's ``get_db_prep_save``. Text, integers and ids need no preparation on
 SQLite and PostgreSQL, and other values are cached, so a timestamp is prepared once per import.
-The SQL (``ON CONFLICT ... DO UPDATE`` and ``ON CONFLICT DO NOTHING``) runs on SQLite 3.24+
-and PostgreSQL.
+The backend writes the conflict clauses, as for bulk_create(); upserts need SQLite 3.24+ or
+PostgreSQL.
 """
 
 import logging
@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connection, models
 from django.db.models import signals
 from django.db.models.base import ModelState
+from django.db.models.constants import OnConflict
 
 from contacts.models import ConsentRecord, Contact, Tag
 
@@ -85,16 +86,18 @@ class RowWriter:
             [self.prepare(position, defaults[field.attname]) for position, field in enumerate(self.fields)] if defaults else []
         )
 
+        # The backend writes the conflict clause, as bulk_create() would: ON CONFLICT ... DO UPDATE
+        # on both backends, and INSERT OR IGNORE (SQLite) or ON CONFLICT DO NOTHING (PostgreSQL).
+        update_columns = [model._meta.get_field(name).column for name in update_fields]
+        on_conflict = OnConflict.UPDATE if update_columns else OnConflict.IGNORE if ignore_conflicts else None
         quote = connection.ops.quote_name
         columns = ", ".join(quote(field.column) for field in self.fields)
         placeholders = ", ".join(["%s"] * len(self.fields))
-        self.sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
-        update_columns = [model._meta.get_field(name).column for name in update_fields]
-        if update_columns:
-            assignments = ", ".join(f"{quote(column)} = EXCLUDED.{quote(column)}" for column in update_columns)
-            self.sql += f" ON CONFLICT ({quote(model._meta.pk.column)}) DO UPDATE SET {assignments}"
-        elif ignore_conflicts:
-            self.sql += " ON CONFLICT DO NOTHING"
+        suffix = connection.ops.on_conflict_suffix_sql(self.fields, on_conflict, update_columns, [model._meta.pk.column])
+        self.sql = (
+            f"{connection.ops.insert_statement(on_conflict=on_conflict)} {quote(model._meta.db_table)} "
+            f"({columns}) VALUES ({placeholders}) {suffix}"
+        ).rstrip()
 
     def prepare(self, position: int, value: Any) -> Any:
         """Return the database value for the field at ``position``."""

@@ -18,9 +18,9 @@ Rules an import follows:
   source "import" and the file and row as proof. Existing contacts whose consent an import
   withdraws are sent in one consent_withdrawn signal per channel.
 - Order facts ("Total Orders", "Total Spent") are set on new contacts. On existing contacts
-  only a Shopify customer export raises them, to the file's value when that is higher: order
-  events keep them current, and Shopify's lifetime totals include the orders those events
-  counted, so taking the higher value never counts an order twice.
+  only a Shopify customer export raises them, to the file's value when that is higher. Order
+  events keep these facts current, and Shopify's lifetime totals include the orders those
+  events counted, so taking the higher value never counts an order twice.
 """
 
 import gc

@@ -165,6 +165,16 @@ def test_shopify_chile_export_imports_every_row():
     assert Contact.objects.get(email="ines.berg9@example.com").last_name == "van den Berg"
 
 
+def test_shopify_us_phone_only_rows():
+    report = import_file("shopify_customers_export_2023_us.csv").report
+
+    quinten = Contact.objects.get(external_id="7300000229377")
+    assert report.created == 10
+    assert quinten.email is None
+    assert quinten.phone == "+15555555508"
+    assert quinten.province_code == "TX"
+
+
 # Dutch spreadsheets
 
 
