@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -113,6 +114,9 @@ class Contact(models.Model):
                 condition=Q(email__isnull=False) | Q(phone__isnull=False) | Q(external_id__isnull=False),
                 name="contact_has_identity",
             ),
+            # Imports and events match email case-insensitively by comparing lower-case values; this
+            # keeps a writer that bypasses Contact.save() from storing a second spelling.
+            models.CheckConstraint(condition=Q(email=Lower("email")), name="contact_email_lower_case"),
         ]
 
     def __str__(self) -> str:
