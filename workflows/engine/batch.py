@@ -22,7 +22,6 @@ PLAIN_TYPES = {
     "BigIntegerField",
     "BooleanField",
     "CharField",
-    "ForeignKey",
     "IntegerField",
     "PositiveIntegerField",
     "PositiveSmallIntegerField",
@@ -30,7 +29,7 @@ PLAIN_TYPES = {
     "TextField",
 }
 
-# One step log as (enrollment id, step id, visit, outcome, reason); the batch's time is added on write.
+# One step log as (enrollment id, step id, visit, outcome, reason). Batch.write adds the batch's time.
 LogRow = tuple[int, int | None, int, str, str]
 
 
@@ -57,7 +56,9 @@ def insert_rows(
     if unknown:
         raise ValueError(f"{model.__name__} has no fields {unknown}. Use attribute names such as step_id.")
     for name in columns:
-        if fields[name].get_internal_type() not in PLAIN_TYPES:
+        # A foreign key's values are those of the primary key it points to.
+        value_field = fields[name].target_field if fields[name].is_relation else fields[name]
+        if value_field.get_internal_type() not in PLAIN_TYPES:
             raise ValueError(f"{model.__name__}.{name} needs preparing for the database. Pass it in constants instead.")
     # bulk_create would stamp these through pre_save, which this path skips.
     stamped = [
