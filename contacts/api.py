@@ -19,6 +19,7 @@ from rest_framework.views import APIView, exception_handler
 from contacts import catalogue
 from contacts.ingest import EventError, decode_json, parse_event, store_events
 from contacts.models import ApiKey, Event
+from contacts.throttling import PixelKeyRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class EventsView(APIView):
     # decode_json below parses the body, because it rejects NaN and reports the position of a
     # syntax error. The parser listed here only declares the accepted type to DRF.
     parser_classes = [JSONParser]
+    throttle_classes = [PixelKeyRateThrottle]
 
     def get_exception_handler(self):
         return api_exception_handler

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_filters",
     "rest_framework",
+    "corsheaders",
     "django_jsonform",
     "adminsortable2",
     "simple_history",
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -175,7 +177,19 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["contacts.api_keys.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    # Storefront pixel keys are public; see contacts/throttling.py.
+    "DEFAULT_THROTTLE_RATES": {"pixel": os.environ.get("MKTAUTO_PIXEL_RATE", "120/min")},
 }
+
+# A storefront pixel posts events from the shop's own domain, so the events API answers CORS
+# requests from any origin. It authenticates with a key in a header and never with cookies, so
+# no credentials cross origins; every other URL keeps the same-origin policy.
+CORS_URLS_REGEX = r"^/api/events$"
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+
+if os.environ.get("MKTAUTO_REDIS_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["MKTAUTO_REDIS_URL"]}}
 
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True
 

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.core.cache import cache
 from django.utils import translation
 
 from contacts.models import ConsentStatus, Contact
@@ -19,6 +20,14 @@ def t0() -> datetime:
 @pytest.fixture(autouse=True)
 def _mail_outbox(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Start each test with an empty cache, so rate-limit counts do not carry over."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)
