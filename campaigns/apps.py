@@ -8,7 +8,10 @@ class CampaignsConfig(AppConfig):
     verbose_name = _("Campaigns")
 
     def ready(self) -> None:
-        from campaigns import receivers
+        from anymail.signals import tracking
+
+        from campaigns import checks, esp_events, receivers  # noqa: F401 - checks registers on import
         from contacts.consent import consent_withdrawn
 
         consent_withdrawn.connect(receivers.cancel_on_withdrawn_consent, dispatch_uid="campaigns.cancel_on_withdrawn_consent")
+        tracking.connect(esp_events.handle_tracking_event, dispatch_uid="campaigns.esp_tracking_event")

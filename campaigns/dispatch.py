@@ -1,4 +1,4 @@
-"""Dispatch: render queued deliveries and hand them to the email backend in batches.
+"""Dispatch: render queued deliveries and hand them to the email backend or a channel backend in batches.
 
 A delivery moves queued -> sending -> sent, failed or cancelled. Claiming is a conditional update
 per row, so of two dispatchers that picked the same row only one sends it. A row whose
@@ -9,18 +9,20 @@ counted, so sends are at least once.
 import logging
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import tracking
+from campaigns.channel_messages import build_channel_message
+from campaigns.channels.base import ChannelBackend, PermanentChannelError, get_backend
+from campaigns.email_message import build_message
 from campaigns.metrics import MetricBatch
-from campaigns.models import Delivery
-from campaigns.rendering import RenderError, render_email
+from campaigns.models import Delivery, MessageTemplate
+from campaigns.rendering import RenderError
+from contacts.consent import STATUS_FIELDS
 from contacts.models import Channel, ConsentStatus
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,9 @@ def claim(ids: list[int], now: datetime) -> list[int]:
 
 def refresh(delivery: Delivery) -> None:
     """Re-read what an unsubscribe, a bounce or a goal may have changed since the batch was claimed."""
-    delivery.contact.refresh_from_db(fields=["email", "email_consent", "email_suppressed_at"])
+    delivery.contact.refresh_from_db(
+        fields=["email", "phone", "email_consent", "sms_consent", "whatsapp_consent", "email_suppressed_at"]
+    )
     if delivery.enrollment_id is not None:
         delivery.enrollment.refresh_from_db(fields=["state"])
         delivery.enrollment.workflow.refresh_from_db(fields=["status"])
@@ -100,14 +104,24 @@ def refresh(delivery: Delivery) -> None:
 def blocked_reason(delivery: Delivery) -> str:
     """Re-check at send time what may have changed since the delivery was queued; "" when it may go."""
     contact = delivery.contact
-    if delivery.channel != Channel.EMAIL:
+    if delivery.channel == Channel.EMAIL:
+        if not contact.email:
+            return "no email address"
+        if contact.email_suppressed_at is not None:
+            return "email suppressed"
+        if delivery.template.purpose == MessageTemplate.Purpose.CONFIRMATION:
+            if contact.email_consent != ConsentStatus.PENDING:
+                return "email consent is no longer waiting for confirmation"
+        elif not delivery.transactional and contact.email_consent != ConsentStatus.SUBSCRIBED:
+            return "no email consent"
+    elif delivery.channel in (Channel.SMS, Channel.WHATSAPP):
+        if not contact.phone:
+            return "no phone number"
+        if not delivery.transactional and getattr(contact, STATUS_FIELDS[Channel(delivery.channel)]) != ConsentStatus.SUBSCRIBED:
+            return f"no {delivery.channel} consent"
+    else:
         return "channel not supported"
-    if not contact.email:
-        return "no email address"
-    if contact.email_suppressed_at is not None:
-        return "email suppressed"
-    if not delivery.transactional and contact.email_consent != ConsentStatus.SUBSCRIBED:
-        return "no email consent"
+
     enrollment = delivery.enrollment
     if enrollment is not None:
         # An exit (exit condition, goal reached, unsubscribe) withdraws the promotional message; an
@@ -124,45 +138,59 @@ def is_held(delivery: Delivery) -> bool:
     return delivery.enrollment_id is not None and delivery.enrollment.workflow.status == WORKFLOW_PAUSED
 
 
-def list_unsubscribe_header(delivery: Delivery, url: str) -> str:
-    """Return the List-Unsubscribe value (RFC 2369): the https URL, and a mailto: form when MKTAUTO_UNSUBSCRIBE_MAILTO is set."""
-    value = f"<{url}>"
-    mailbox = getattr(settings, "MKTAUTO_UNSUBSCRIBE_MAILTO", "")
-    if mailbox:
-        # The token in the subject identifies the contact and channel for the process that reads that mailbox.
-        subject = quote(f"unsubscribe {tracking.unsubscribe_token(delivery)}")
-        value += f", <mailto:{mailbox}?subject={subject}>"
-    return value
+class UnavailableBackend(Exception):
+    """The batch's email connection or channel backend could not be opened; ``error`` is what opening raised."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
-def build_message(delivery: Delivery, conn: Any) -> EmailMultiAlternatives:
-    template = delivery.template
-    unsubscribe = "" if delivery.transactional else tracking.unsubscribe_url(delivery)
-    rendered = render_email(
-        template,
-        delivery.contact,
-        trigger=delivery.enrollment.context if delivery.enrollment_id else None,
-        unsubscribe_url=unsubscribe,
-        open_pixel_url=tracking.open_pixel_url(delivery),
-        track_link=lambda url: tracking.click_url(delivery, url),
-    )
-    domain = urlsplit(settings.MKTAUTO_BASE_URL).hostname or "localhost"
-    # One Message-ID per delivery, the same on every retry, so a receiver can drop a repeat.
-    headers = {"Message-ID": f"<delivery.{delivery.pk}@{domain}>"}
-    if unsubscribe:
-        # RFC 8058 one-click unsubscribe: mail clients POST "List-Unsubscribe=One-Click" to the URL.
-        headers["List-Unsubscribe"] = list_unsubscribe_header(delivery, unsubscribe)
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message = EmailMultiAlternatives(
-        subject=rendered.subject,
-        body=rendered.text,
-        from_email=template.from_email or settings.DEFAULT_FROM_EMAIL,
-        to=[delivery.contact.email],
-        headers=headers,
-        connection=conn,
-    )
-    message.attach_alternative(rendered.html, "text/html")
-    return message
+class Senders:
+    """The email connection and channel backends of one batch, each opened on first use and closed at the end."""
+
+    def __init__(self, email_connection: Any = None) -> None:
+        self.email = email_connection
+        self.backends: dict[str, ChannelBackend] = {}
+        self.errors: dict[str, Exception] = {}
+
+    def email_connection(self) -> Any:
+        if self.email is None and Channel.EMAIL not in self.errors:
+            try:
+                conn = get_connection()
+                conn.open()
+            except Exception as error:  # Any backend (SMTP, ESP API) may raise its own errors.
+                # Nothing can go out by email in this batch: each email delivery counts a failed attempt.
+                logger.exception("email backend could not be opened; this batch's email deliveries will be retried")
+                self.errors[Channel.EMAIL] = error
+            else:
+                self.email = conn
+        if Channel.EMAIL in self.errors:
+            raise UnavailableBackend(self.errors[Channel.EMAIL])
+        return self.email
+
+    def channel_backend(self, channel: str) -> ChannelBackend:
+        if channel not in self.backends and channel not in self.errors:
+            try:
+                backend = get_backend(channel)
+                backend.open()
+            except Exception as error:  # A backend's set-up may fail in its own ways.
+                logger.exception("%s backend could not be opened; this batch's %s deliveries will be retried", channel, channel)
+                self.errors[channel] = error
+            else:
+                self.backends[channel] = backend
+        if channel in self.errors:
+            raise UnavailableBackend(self.errors[channel])
+        return self.backends[channel]
+
+    def close(self) -> None:
+        for name, closeable in [(Channel.EMAIL, self.email), *self.backends.items()]:
+            if closeable is None:
+                continue
+            try:
+                closeable.close()
+            except Exception:
+                logger.exception("closing the %s backend failed", name)
 
 
 def dispatch_due(now: datetime | None = None, *, limit: int | None = None) -> int:
@@ -173,36 +201,26 @@ def dispatch_due(now: datetime | None = None, *, limit: int | None = None) -> in
         return 0
 
     metrics = MetricBatch()
-    try:
-        conn = get_connection()
-        conn.open()
-    except Exception as error:  # Any backend (SMTP, ESP API) may raise its own errors.
-        # Nothing can go out: each claimed message counts a failed attempt and backs off.
-        logger.exception("email backend could not be opened; %s deliveries will be retried", len(batch))
-        for delivery in batch:
-            record_failure(delivery, error, now, metrics)
-        metrics.write()
-        return len(batch)
-
+    senders = Senders()
     try:
         for delivery in batch:
             try:
-                send_one(delivery, conn, now, metrics)
+                send_one(delivery, senders, now, metrics)
             except Exception as error:
                 # One bad message must not stop the batch; it backs off like a send failure.
                 logger.exception("delivery %s to contact %s failed unexpectedly", delivery.pk, delivery.contact_id)
                 record_failure(delivery, error, now, metrics)
     finally:
-        try:
-            conn.close()
-        except Exception:
-            logger.exception("closing the email backend failed after dispatching %s deliveries", len(batch))
+        senders.close()
         metrics.write()
     logger.info("dispatched %s deliveries", len(batch))
     return len(batch)
 
 
-def send_one(delivery: Delivery, conn: Any, now: datetime, metrics: MetricBatch) -> None:
+def send_one(delivery: Delivery, senders: Any, now: datetime, metrics: MetricBatch) -> None:
+    """Send one claimed delivery. ``senders`` is the batch's Senders, or an open email connection."""
+    if not isinstance(senders, Senders):
+        senders = Senders(email_connection=senders)
     refresh(delivery)
     reason = blocked_reason(delivery)
     if reason:
@@ -220,16 +238,21 @@ def send_one(delivery: Delivery, conn: Any, now: datetime, metrics: MetricBatch)
         return
 
     try:
-        message = build_message(delivery, conn)
+        if delivery.channel == Channel.EMAIL:
+            send_email(delivery, senders, now, metrics)
+        else:
+            send_channel(delivery, senders, now, metrics)
+    except UnavailableBackend as unavailable:
+        record_failure(delivery, unavailable.error, now, metrics)
     except RenderError as error:
         # A template error will not fix itself by retrying: fail now, with the reason on the row.
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.FAILED, error=str(error)[:MAX_ERROR_LENGTH], attempts=delivery.attempts + 1
-        )
-        metrics.add(delivery.step_id, now, "failed")
+        record_permanent_failure(delivery, str(error), now, metrics)
         logger.warning("delivery %s failed to render: %s", delivery.pk, error)
-        return
 
+
+def send_email(delivery: Delivery, senders: Senders, now: datetime, metrics: MetricBatch) -> None:
+    conn = senders.email_connection()
+    message = build_message(delivery, conn)
     try:
         sent = conn.send_messages([message])
     except Exception as error:  # Any backend (SMTP, ESP API) may raise its own errors.
@@ -239,18 +262,60 @@ def send_one(delivery: Delivery, conn: Any, now: datetime, metrics: MetricBatch)
         record_failure(delivery, RuntimeError("the email backend accepted no message"), now, metrics)
         return
 
-    updated = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.SENT,
-        sent_at=now,
-        attempts=delivery.attempts + 1,
-        to_address=delivery.contact.email,
-        subject=message.subject[:300],
+    # django-anymail sets anymail_status; its message_id is the ESP's id for one recipient, a set for several.
+    status = getattr(message, "anymail_status", None)
+    provider_id = getattr(status, "message_id", None)
+    if isinstance(provider_id, int) and not isinstance(provider_id, bool):
+        provider_id = str(provider_id)
+    mark_sent(
+        delivery,
+        now,
+        metrics,
+        to_address=delivery.contact.email or "",
+        subject=message.subject,
         message_id=message.extra_headers["Message-ID"],
-        error="",
+        provider_message_id=provider_id if isinstance(provider_id, str) else "",
+    )
+
+
+def send_channel(delivery: Delivery, senders: Senders, now: datetime, metrics: MetricBatch) -> None:
+    message = build_channel_message(delivery)
+    backend = senders.channel_backend(delivery.channel)
+    try:
+        provider_id = backend.send(message)
+    except PermanentChannelError as error:
+        record_permanent_failure(delivery, f"{type(error).__name__}: {error}", now, metrics)
+        logger.warning("delivery %s rejected by the %s provider: %s", delivery.pk, delivery.channel, error)
+        return
+    except Exception as error:  # TransientChannelError, or anything a third-party backend raises.
+        record_failure(delivery, error, now, metrics)
+        return
+    mark_sent(
+        delivery,
+        now,
+        metrics,
+        to_address=message.to,
+        subject="",
+        message_id=message.reference,
+        provider_message_id=provider_id or "",
+    )
+
+
+def mark_sent(delivery: Delivery, now: datetime, metrics: MetricBatch, **sent: str) -> None:
+    sent["subject"] = sent["subject"][:300]
+    updated = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.SENT, sent_at=now, attempts=delivery.attempts + 1, error="", **sent
     )
     if not updated:
         logger.warning("delivery %s was sent but had left the sending state; its row was not updated", delivery.pk)
     metrics.add(delivery.step_id, now, "sent")
+
+
+def record_permanent_failure(delivery: Delivery, text: str, now: datetime, metrics: MetricBatch) -> None:
+    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.FAILED, error=text[:MAX_ERROR_LENGTH], attempts=delivery.attempts + 1
+    )
+    metrics.add(delivery.step_id, now, "failed")
 
 
 def record_failure(delivery: Delivery, error: Exception, now: datetime, metrics: MetricBatch) -> None:

@@ -47,6 +47,11 @@ def unsubscribe_url(delivery: Delivery) -> str:
     return settings.MKTAUTO_BASE_URL + reverse("campaigns:unsubscribe", args=[unsubscribe_token(delivery)])
 
 
+def preferences_url(delivery: Delivery) -> str:
+    """Return the preference page's URL, which takes the same signed token as the unsubscribe link."""
+    return settings.MKTAUTO_BASE_URL + reverse("campaigns:preferences", args=[unsubscribe_token(delivery)])
+
+
 def read_open_token(token: str) -> int:
     try:
         delivery_id = signing.loads(token, salt=OPEN_SALT)
@@ -93,9 +98,15 @@ def read_unsubscribe_token(token: str) -> tuple[int, int | None, str]:
     return int(contact_id), delivery_id, str(channel)
 
 
-def record_open(delivery: Delivery, *, at: datetime | None = None) -> bool:
-    """Record the first open of a delivery; return False for repeats."""
+def record_open(delivery: Delivery, *, at: datetime | None = None, proxy_reason: str = "") -> bool:
+    """Record the first open of a delivery; return False for repeats.
+
+    An open with a ``proxy_reason`` (see campaigns/traffic.py) is a mail privacy proxy loading
+    images: it is flagged and counted as opened_proxy, and stores no email_opened event.
+    """
     at = at or timezone.now()
+    if proxy_reason:
+        return record_machine(delivery, "proxy_opened_at", "opened_proxy", at, proxy_reason)
     with transaction.atomic():
         # Conditional update: only the first of two concurrent opens counts.
         if not Delivery.objects.filter(pk=delivery.pk, opened_at__isnull=True).update(opened_at=at):
@@ -108,9 +119,15 @@ def record_open(delivery: Delivery, *, at: datetime | None = None) -> bool:
     return True
 
 
-def record_click(delivery: Delivery, url: str, *, at: datetime | None = None) -> bool:
-    """Record a click; the first click counts once for the step, and a click implies an open."""
+def record_click(delivery: Delivery, url: str, *, at: datetime | None = None, scanner_reason: str = "") -> bool:
+    """Record a click; the first click counts once for the step, and a click implies an open.
+
+    A click with a ``scanner_reason`` is a link scanner's: it is flagged and counted as
+    clicked_scanner, implies no open and stores no link_clicked event.
+    """
     at = at or timezone.now()
+    if scanner_reason:
+        return record_machine(delivery, "scanner_clicked_at", "clicked_scanner", at, scanner_reason)
     record_open(delivery, at=at)
     with transaction.atomic():
         first = bool(Delivery.objects.filter(pk=delivery.pk, clicked_at__isnull=True).update(clicked_at=at))
@@ -120,6 +137,18 @@ def record_click(delivery: Delivery, url: str, *, at: datetime | None = None) ->
             metrics.write()
         record_event(delivery, "link_clicked", at, {"url": url}, unique=first)
     logger.info("delivery %s: contact %s clicked %s", delivery.pk, delivery.contact_id, url[:200])
+    return first
+
+
+def record_machine(delivery: Delivery, field: str, counter: str, at: datetime, reason: str) -> bool:
+    """Flag the first machine open or click of a delivery and count it apart from human ones."""
+    with transaction.atomic():
+        first = bool(Delivery.objects.filter(pk=delivery.pk, **{f"{field}__isnull": True}).update(**{field: at}))
+        if first:
+            metrics = MetricBatch()
+            metrics.add(delivery.step_id, at, counter)
+            metrics.write()
+    logger.info("delivery %s: %s not counted as a person (%s)", delivery.pk, counter, reason)
     return first
 
 

@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/events", EventsView.as_view(), name="api-events"),
     path("webhooks/shopify", include("contacts.shopify.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("anymail/", include("anymail.urls")),
     path("", include("campaigns.urls")),
 ]

@@ -213,7 +213,7 @@ def test_list_unsubscribe_url_matches_footer(anna, newsletter, t0):
     message = mail.outbox[0]
     url = message.extra_headers["List-Unsubscribe"].strip("<>")
     assert f'href="{url}"' in html_of(message)
-    assert f"Unsubscribe: {url}" in message.body
+    assert f"Uitschrijven: {url}" in message.body
 
 
 def test_list_unsubscribe_adds_mailto_when_configured(anna, newsletter, t0, settings):

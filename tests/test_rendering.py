@@ -1,10 +1,14 @@
-"""Rendering a message for one contact: merge tags, markdown, escaping, links and the layout."""
+"""Rendering a message for one contact: merge tags, markdown, escaping, links, the layout, previews and tests."""
 
 import pytest
+from django.core import mail
 
-from campaigns.models import MessageTemplate
+from campaigns.channels.base import ChannelBackend, ChannelMessage
+from campaigns.models import Delivery, MessageTemplate, StepMetric
+from campaigns.preview import render_preview, send_test
 from campaigns.rendering import RenderError, render_email
-from contacts.models import Contact
+from contacts.models import Contact, Event
+from workflows.models import Enrollment, Step, Workflow
 
 UNSUBSCRIBE = "http://127.0.0.1:8000/u/token/"
 
@@ -197,10 +201,17 @@ def test_call_to_action_rendered():
 
 
 def test_unsubscribe_footer_present():
-    rendered = render_email(template("Hoi"), contact(), unsubscribe_url=UNSUBSCRIBE)
+    rendered = render_email(template("Hi"), contact(language="en"), unsubscribe_url=UNSUBSCRIBE)
 
     assert rendered.text.endswith(f"--\nUnsubscribe: {UNSUBSCRIBE}")
     assert f'href="{UNSUBSCRIBE}"' in rendered.html
+
+
+def test_unsubscribe_footer_in_dutch():
+    rendered = render_email(template("Hoi"), contact(), unsubscribe_url=UNSUBSCRIBE)
+
+    assert rendered.text.endswith(f"--\nUitschrijven: {UNSUBSCRIBE}")
+    assert ">Uitschrijven</a>" in rendered.html
 
 
 def test_no_footer_without_unsubscribe():
@@ -278,3 +289,138 @@ def test_anchor_link_allowed():
     rendered = render_email(template('<a href="#voorwaarden">Voorwaarden</a>'), contact())
 
     assert 'href="#voorwaarden"' in rendered.html
+
+
+def test_missing_filter_argument_raises_render_error():
+    with pytest.raises(RenderError, match="merge tag error"):
+        render_email(template("Hoi {{ first_name|default:nickname }}"), contact(""))
+
+
+# Preview as any contact, and a test sent to staff.
+
+
+CART_TRIGGER = {"line_items": [{"title": "Linnen schort", "price": "24.95", "quantity": 2}], "currency": "EUR"}
+PREVIEW_SENT: list = []
+
+
+class PreviewSmsBackend(ChannelBackend):
+    def send(self, message: ChannelMessage) -> str:
+        PREVIEW_SENT.append(message)
+        return "preview-sms-1"
+
+
+@pytest.fixture
+def cart_email(db) -> MessageTemplate:
+    return MessageTemplate.objects.create(
+        name="Mandje",
+        subject="Je mandje, {{ first_name|default:'hoi' }}",
+        body="{% cart_items %}\n\n[Winkel](https://shop.example.com/)",
+    )
+
+
+def test_preview_uses_enrollment_trigger(anna, cart_email, t0):
+    workflow = Workflow.objects.create(name="Mandje", trigger_event="checkout_started")
+    Step.objects.create(workflow=workflow, position=0, key="mail-1", kind=Step.Kind.SEND_EMAIL, template=cart_email)
+    Enrollment.objects.create(workflow=workflow, contact=anna, enrolled_at=t0, context=CART_TRIGGER)
+
+    preview = render_preview(cart_email, anna)
+
+    assert preview.trigger == CART_TRIGGER
+    assert "- Linnen schort, 2 × € 24,95 = € 49,90" in preview.email.text
+
+
+def test_preview_falls_back_to_latest_cart_event(anna, cart_email, t0):
+    Event.objects.create(
+        source=Event.Source.API, type="checkout_started", contact=anna, occurred_at=t0, properties=CART_TRIGGER, key="c1"
+    )
+
+    preview = render_preview(cart_email, anna)
+
+    assert preview.trigger["key"] == "c1"
+    assert "Linnen schort" in preview.email.text
+
+
+def test_preview_links_untracked_and_harmless(anna, cart_email):
+    preview = render_preview(cart_email, anna)
+
+    assert 'href="https://shop.example.com/"' in preview.email.html
+    assert 'href="http://127.0.0.1:8000/u/example/"' in preview.email.html
+    assert "/t/o/" not in preview.email.html
+
+
+def test_example_link_page_changes_nothing(client, anna):
+    response = client.get("/u/example/", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 200
+    assert "Here it changes nothing." in response.content.decode()
+
+
+def test_preview_view_for_staff(client, staff_user, anna, cart_email):
+    client.force_login(staff_user)
+
+    response = client.get(f"/campaigns/preview/{cart_email.pk}/{anna.pk}/")
+
+    assert response.status_code == 200
+    assert "Je mandje, Anna" in response.content.decode()
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_preview_view_needs_login(client, anna, cart_email):
+    response = client.get(f"/campaigns/preview/{cart_email.pk}/{anna.pk}/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_preview_view_needs_permission(client, django_user_model, anna, cart_email):
+    clerk = django_user_model.objects.create_user("kees", "kees@example.com", "kees-password", is_staff=True)
+    client.force_login(clerk)
+
+    assert client.get(f"/campaigns/preview/{cart_email.pk}/{anna.pk}/").status_code == 403
+
+
+def test_preview_view_shows_sms_segments(client, staff_user, anna):
+    sms = MessageTemplate.objects.create(name="Sms", channel="sms", body="Hoi {{ first_name }} 😀")
+    client.force_login(staff_user)
+
+    response = client.get(f"/campaigns/preview/{sms.pk}/{anna.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+
+    page = response.content.decode()
+    assert "Hoi Anna 😀</pre>" in page
+    assert "11 UCS-2 characters, 1 segment." in page
+
+
+def test_send_test_marks_subject(anna, cart_email):
+    send_test(cart_email, anna, "marieke@example.com", requested_by="marieke")
+
+    message = mail.outbox[0]
+    assert message.to == ["marieke@example.com"]
+    assert message.subject == "[TEST] Je mandje, Anna"
+    assert Delivery.objects.count() == 0
+    assert StepMetric.objects.count() == 0
+
+
+def test_send_test_bad_address_rejected(anna, cart_email):
+    with pytest.raises(ValueError, match="'marieke' is not an email address"):
+        send_test(cart_email, anna, "marieke")
+
+    assert mail.outbox == []
+
+
+def test_send_test_sms_to_phone(anna, settings):
+    settings.MKTAUTO_SMS_BACKEND = "tests.test_rendering.PreviewSmsBackend"
+    PREVIEW_SENT.clear()
+    sms = MessageTemplate.objects.create(name="Sms", channel="sms", body="Hoi {{ first_name }}: https://shop.example.com/")
+
+    provider_id = send_test(sms, anna, "+31612345678")
+
+    assert provider_id == "preview-sms-1"
+    assert PREVIEW_SENT[0].text == "[TEST] Hoi Anna: https://shop.example.com/"
+    assert Delivery.objects.count() == 0
+
+
+def test_send_test_sms_bad_phone_rejected(anna):
+    sms = MessageTemplate.objects.create(name="Sms", channel="sms", body="Hoi")
+
+    with pytest.raises(ValueError, match="is not a phone number in international form"):
+        send_test(sms, anna, "0612345678")

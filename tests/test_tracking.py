@@ -263,3 +263,119 @@ def test_links_in_sent_email_redirect(client, anna, newsletter, t0):
     queued.refresh_from_db()
     assert queued.opened_at is not None
     assert queued.clicked_at is not None
+
+
+# Machine opens and clicks: flagged on the delivery and counted apart from people.
+
+APPLE_PROXY = "Mozilla/5.0"
+GMAIL_PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+
+
+@pytest.mark.parametrize(
+    ("agent", "address"),
+    [
+        (APPLE_PROXY, "17.58.101.4"),
+        (GMAIL_PROXY, "66.102.8.1"),
+        (IPHONE, "17.58.101.4"),
+        ("YahooMailProxy; https://help.yahoo.com", "10.0.0.1"),
+    ],
+    ids=["apple-mpp", "gmail-proxy", "apple-network", "yahoo-proxy"],
+)
+def test_proxy_open_flagged_not_counted(client, delivery, step, opened_at, agent, address):
+    client.get(open_path(delivery), HTTP_USER_AGENT=agent, REMOTE_ADDR=address)
+
+    delivery.refresh_from_db()
+    assert delivery.proxy_opened_at == opened_at
+    assert delivery.opened_at is None
+    assert metric(step).opened_proxy == 1
+    assert metric(step).opened == 0
+    assert Event.objects.filter(type="email_opened").count() == 0
+
+
+def test_proxy_open_counted_once(client, delivery, step, opened_at):
+    client.get(open_path(delivery), HTTP_USER_AGENT=APPLE_PROXY)
+    client.get(open_path(delivery), HTTP_USER_AGENT=APPLE_PROXY)
+
+    assert metric(step).opened_proxy == 1
+
+
+def test_human_open_after_proxy_open(client, delivery, step, opened_at):
+    client.get(open_path(delivery), HTTP_USER_AGENT=APPLE_PROXY, REMOTE_ADDR="17.58.101.4")
+
+    client.get(open_path(delivery), HTTP_USER_AGENT=IPHONE, REMOTE_ADDR="145.53.12.9")
+
+    delivery.refresh_from_db()
+    assert delivery.opened_at == opened_at
+    assert metric(step).opened == 1
+    assert metric(step).opened_proxy == 1
+
+
+def test_phone_open_counted_as_person(client, delivery, step, opened_at):
+    client.get(open_path(delivery), HTTP_USER_AGENT=IPHONE, REMOTE_ADDR="145.53.12.9")
+
+    delivery.refresh_from_db()
+    assert delivery.opened_at == opened_at
+    assert delivery.proxy_opened_at is None
+
+
+def test_head_click_is_scanner(client, delivery, step, opened_at):
+    response = client.head(click_path(delivery), HTTP_USER_AGENT=IPHONE)
+
+    assert response.status_code == 302
+    delivery.refresh_from_db()
+    assert delivery.scanner_clicked_at == opened_at
+    assert delivery.clicked_at is None
+    assert metric(step).clicked_scanner == 1
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))",
+        "Mimecast URL Protect",
+        "python-requests/2.31.0",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
+    ],
+    ids=["barracuda", "mimecast", "python-requests", "headless-chrome"],
+)
+def test_scanner_agent_click_flagged(client, delivery, step, opened_at, agent):
+    response = client.get(click_path(delivery), HTTP_USER_AGENT=agent)
+
+    assert response["Location"] == SHOP_LINK
+    delivery.refresh_from_db()
+    assert delivery.scanner_clicked_at == opened_at
+    assert delivery.clicked_at is None
+    assert delivery.opened_at is None
+    assert metric(step).clicked == 0
+
+
+def test_click_seconds_after_sending_is_scanner(client, delivery, step, t0):
+    with time_machine.travel(t0 + timedelta(seconds=4), tick=False):
+        client.get(click_path(delivery), HTTP_USER_AGENT=IPHONE)
+
+    delivery.refresh_from_db()
+    assert delivery.scanner_clicked_at == t0 + timedelta(seconds=4)
+    assert delivery.clicked_at is None
+
+
+def test_click_after_window_is_person(client, delivery, step, t0, settings):
+    settings.MKTAUTO_SCANNER_CLICK_SECONDS = 10
+    with time_machine.travel(t0 + timedelta(seconds=11), tick=False):
+        client.get(click_path(delivery), HTTP_USER_AGENT=IPHONE)
+
+    delivery.refresh_from_db()
+    assert delivery.clicked_at == t0 + timedelta(seconds=11)
+    assert metric(step).clicked == 1
+
+
+def test_scanner_then_person_both_counted(client, delivery, step, t0):
+    with time_machine.travel(t0 + timedelta(seconds=2), tick=False):
+        client.get(click_path(delivery), HTTP_USER_AGENT=IPHONE)
+    with time_machine.travel(t0 + timedelta(hours=2), tick=False):
+        client.get(click_path(delivery), HTTP_USER_AGENT=IPHONE)
+
+    assert metric(step).clicked_scanner == 1
+    assert metric(step).clicked == 1
+    assert metric(step).opened == 1

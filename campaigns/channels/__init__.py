@@ -1,0 +1,1 @@
+"""Backends that send SMS and WhatsApp messages; campaigns.channels.base defines their interface."""
