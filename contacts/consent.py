@@ -16,6 +16,10 @@ logger = logging.getLogger(__name__)
 # deliveries, so an unsubscribe takes effect everywhere before the transaction commits.
 consent_withdrawn = Signal()
 
+# Sent with contact, source, proof and at when a sign-up asks for email and double opt-in is on;
+# the campaigns app sends the confirmation email.
+confirmation_requested = Signal()
+
 STATUS_FIELDS = {
     Channel.EMAIL: "email_consent",
     Channel.SMS: "sms_consent",

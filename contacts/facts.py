@@ -7,11 +7,12 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 
 from contacts import catalogue
-from contacts.consent import set_consent
+from contacts.consent import confirmation_requested, set_consent
 from contacts.models import Channel, ConsentStatus, Contact, Event
 
 logger = logging.getLogger(__name__)
@@ -113,8 +114,14 @@ def apply_profile(event: Event) -> None:
         or is_true(properties.get(f"{channel}_consent"))
     )
     address = contact.email if channel == Channel.EMAIL else contact.phone
-    if wants_marketing and address:
-        set_consent(contact, channel, ConsentStatus.SUBSCRIBED, source=event.source, proof=proof, at=event.occurred_at)
+    if not (wants_marketing and address):
+        return
+    if channel == Channel.EMAIL and settings.MKTAUTO_DOUBLE_OPT_IN and contact.email_consent != ConsentStatus.SUBSCRIBED:
+        # Double opt-in: consent waits as pending for the click on the emailed link; the campaigns
+        # app records the pending state and queues that email.
+        confirmation_requested.send(sender=Contact, contact=contact, source=event.source, proof=proof, at=event.occurred_at)
+        return
+    set_consent(contact, channel, ConsentStatus.SUBSCRIBED, source=event.source, proof=proof, at=event.occurred_at)
 
 
 def profile_value(name: str, raw: Any) -> str:

@@ -136,6 +136,18 @@ MKTAUTO_TICK_MAX_BATCHES = int(os.environ.get("MKTAUTO_TICK_MAX_BATCHES", "50"))
 MKTAUTO_DISPATCH_BATCH_SIZE = int(os.environ.get("MKTAUTO_DISPATCH_BATCH_SIZE", "500"))
 MKTAUTO_SEND_MAX_ATTEMPTS = int(os.environ.get("MKTAUTO_SEND_MAX_ATTEMPTS", "5"))
 
+# SMS and WhatsApp: file backends under var/ by default; campaigns.channels.brevo.* sends through Brevo.
+MKTAUTO_SMS_BACKEND = os.environ.get("MKTAUTO_SMS_BACKEND", "campaigns.channels.file.FileBackend")
+MKTAUTO_WHATSAPP_BACKEND = os.environ.get("MKTAUTO_WHATSAPP_BACKEND", "campaigns.channels.file.FileBackend")
+MKTAUTO_CHANNEL_FILE_PATH = os.environ.get("MKTAUTO_CHANNEL_FILE_PATH", str(VAR_DIR))
+MKTAUTO_BREVO_API_URL = os.environ.get("MKTAUTO_BREVO_API_URL", "https://api.brevo.com/v3/")
+MKTAUTO_SMS_SENDER = os.environ.get("MKTAUTO_SMS_SENDER", MKTAUTO_BRAND_NAME[:11])
+MKTAUTO_WHATSAPP_SENDER_NUMBER = os.environ.get("MKTAUTO_WHATSAPP_SENDER_NUMBER", "")
+MKTAUTO_CHANNEL_TIMEOUT = int(os.environ.get("MKTAUTO_CHANNEL_TIMEOUT", "10"))
+# Double opt-in: sign-ups stay "waiting for confirmation" until the contact clicks the emailed link.
+MKTAUTO_DOUBLE_OPT_IN = env_bool("MKTAUTO_DOUBLE_OPT_IN", False)
+MKTAUTO_CONFIRMATION_MAX_AGE_DAYS = int(os.environ.get("MKTAUTO_CONFIRMATION_MAX_AGE_DAYS", "7"))
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"

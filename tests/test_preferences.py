@@ -370,3 +370,20 @@ def test_sign_up_receiver_requests_confirmation(newcomer, t0):
 
     assert consent(newcomer)[0] == ConsentStatus.PENDING
     assert Delivery.objects.get(contact=newcomer).template.purpose == MessageTemplate.Purpose.CONFIRMATION
+
+
+def test_signup_event_asks_confirmation_with_double_opt_in(settings, send_event, t0):
+    from django.core import mail
+
+    from contacts.models import ConsentStatus, Contact
+    from workflows.engine.tick import tick
+
+    settings.MKTAUTO_DOUBLE_OPT_IN = True
+    send_event("signed_up", "nieuw@example.com", t0, accepts_marketing=True)
+
+    tick(t0)
+
+    contact = Contact.objects.get(email="nieuw@example.com")
+    assert contact.email_consent == ConsentStatus.PENDING
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["nieuw@example.com"]
