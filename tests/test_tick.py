@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from campaigns.models import Delivery, StepMetric
 from contacts.models import ConsentStatus, Contact, Tag
 from workflows.engine.tick import tick
-from workflows.lifecycle import pause
+from workflows.lifecycle import activate, pause
 from workflows.models import Enrollment, StepLog, Workflow
 
 pytestmark = pytest.mark.django_db
@@ -422,3 +422,14 @@ def test_cancel_and_refund_lower_order_facts(anna, send_event, t0):
     anna.refresh_from_db()
     assert anna.order_count == 1
     assert anna.total_spent == Decimal("64.50")
+
+
+def test_activation_blocked_by_broken_message(make_workflow):
+    workflow = make_workflow([{"kind": "send_email", "body": "Hello {{ first_name|nosuchfilter }}"}], live=False)
+
+    problems = activate(workflow)
+
+    assert len(problems) == 1
+    assert problems[0].startswith("Message Test workflow message 1: ")
+    workflow.refresh_from_db()
+    assert workflow.status == Workflow.Status.DRAFT

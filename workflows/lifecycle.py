@@ -5,6 +5,7 @@ import logging
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from campaigns.content_check import check_template
 from workflows.models import Step, Workflow
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,16 @@ def problems(workflow: Workflow) -> list[str]:
         found.extend(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
 
     keys = {step.key for step in steps}
+    checked: set[int] = set()
+    for step in steps:
+        if step.template_id is None or step.template_id in checked:
+            continue
+        checked.add(step.template_id)
+        # Warnings (often-missing data, an image without alt text) are shown on the message's page;
+        # only problems that would break the message stop the workflow from going live.
+        for problem in check_template(step.template):
+            if problem.blocking:
+                found.append(_("Message %(message)s: %(problem)s") % {"message": step.template.name, "problem": problem.message})
     for step in steps:
         try:
             step.full_clean(exclude=["workflow"])
