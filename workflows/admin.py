@@ -19,11 +19,21 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
-from workflows import flowchart, lifecycle, performance
+from workflows import flowchart, lifecycle, performance, resume
 from workflows.admin_forms import BRANCH_TARGETS_LIST_ID, StepForm, StepFormSet, WorkflowForm
 from workflows.admin_views import TemplateLibraryView
 from workflows.engine.exits import exit_enrollments
-from workflows.models import Enrollment, Step, StepLog, Workflow
+from workflows.models import (
+    ChannelSpacing,
+    Enrollment,
+    FrequencyCap,
+    QuietPeriod,
+    SendingPolicy,
+    Step,
+    StepLog,
+    SuppressionRule,
+    Workflow,
+)
 from workflows.step_schema import WAIT_FIELDS, script_config
 
 logger = logging.getLogger(__name__)
@@ -66,6 +76,42 @@ def pause_workflows(model_admin: admin.ModelAdmin, request: HttpRequest, workflo
         model_admin.message_user(
             request,
             _("“%(name)s” is paused. Its contacts stay where they are until you activate it again.") % {"name": workflow},
+            messages.SUCCESS,
+        )
+
+
+def resume_workflows(model_admin: admin.ModelAdmin, request: HttpRequest, workflows: list[Workflow]) -> None:
+    """Set each paused workflow live again, spreading what fell due during the pause over the next hour."""
+    for workflow in workflows:
+        if workflow.status != Workflow.Status.PAUSED:
+            model_admin.message_user(
+                request,
+                _("“%(name)s” is not paused (status: %(status)s), so it was not resumed.")
+                % {"name": workflow, "status": workflow.get_status_display()},
+                messages.WARNING,
+            )
+            continue
+        result = resume.resume(workflow)
+        if result.problems:
+            model_admin.message_user(
+                request,
+                _("“%(name)s” was not resumed. Fix these problems first: %(problems)s")
+                % {"name": workflow, "problems": " ".join(result.problems)},
+                messages.ERROR,
+            )
+            continue
+        model_admin.message_user(
+            request,
+            _(
+                "“%(name)s” is live again. What fell due during the pause continues spread over the next %(minutes)s "
+                "minutes: enrollments %(enrollments)s, held messages %(messages)s."
+            )
+            % {
+                "name": workflow,
+                "enrollments": result.enrollments_spread,
+                "messages": result.deliveries_spread,
+                "minutes": int(resume.DEFAULT_SPREAD.total_seconds() // 60),
+            },
             messages.SUCCESS,
         )
 
@@ -115,7 +161,7 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
     list_filter = ["status", "trigger_type", "trigger_event"]
     search_fields = ["name", "objective"]
     readonly_fields = ["status", "template_slug", "created_at", "updated_at"]
-    actions = ["activate", "pause"]
+    actions = ["activate", "pause", "resume_without_late_sends"]
     fieldsets = [
         (None, {"fields": ["name", "objective", ("status", "priority")]}),
         (
@@ -141,6 +187,20 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
                     ("goal_window_days", "goal_target_percent"),
                     ("exit_on_goal", "goal_handoff"),
                 ]
+            },
+        ),
+        (
+            gettext_lazy("Coordination"),
+            {
+                "fields": [
+                    ("cap_messages", "cap_window_hours"),
+                    ("blocked_send", "max_delay_hours"),
+                    "on_conflict",
+                    "exclusions",
+                ],
+                "description": gettext_lazy(
+                    "How this workflow shares the contact with the sending policy and with other workflows."
+                ),
             },
         ),
         (gettext_lazy("Details"), {"fields": ["template_slug", ("created_at", "updated_at")], "classes": ["collapse"]}),
@@ -187,6 +247,10 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
     @admin.action(description=gettext_lazy("Pause the selected workflows"), permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
         pause_workflows(self, request, list(queryset))
+
+    @admin.action(description=gettext_lazy("Resume without late sends"), permissions=["change"])
+    def resume_without_late_sends(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
+        resume_workflows(self, request, list(queryset))
 
     def get_urls(self) -> list:
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
@@ -372,3 +436,42 @@ class StepLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: StepLog | None = None) -> bool:
         return False
+
+
+class FrequencyCapInline(admin.TabularInline):
+    model = FrequencyCap
+    extra = 0
+
+
+class ChannelSpacingInline(admin.TabularInline):
+    model = ChannelSpacing
+    extra = 0
+
+
+class SuppressionRuleInline(admin.TabularInline):
+    model = SuppressionRule
+    extra = 0
+
+
+class QuietPeriodInline(admin.TabularInline):
+    model = QuietPeriod
+    extra = 0
+
+
+@admin.register(SendingPolicy)
+class SendingPolicyAdmin(admin.ModelAdmin):
+    """One page for the single policy row and its rules."""
+
+    fields = [("quiet_hours_start", "quiet_hours_end")]
+    inlines = [FrequencyCapInline, ChannelSpacingInline, SuppressionRuleInline, QuietPeriodInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SendingPolicy | None = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # The list always shows the one row, with its defaults if nothing has read the policy yet.
+        SendingPolicy.load()
+        return super().changelist_view(request, extra_context)

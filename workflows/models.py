@@ -530,9 +530,9 @@ DEFAULT_CHANNEL_SPACINGS = ((Channel.SMS, Channel.EMAIL),)
 
 
 class SendingPolicy(models.Model):
-    """Installation-wide rules for promotional messages; one row, created with defaults on first use.
+    """Installation-wide rules for promotional messages, in one row created with defaults on first use.
 
-    Transactional messages are exempt from every rule here; consent and address checks still apply to them.
+    Transactional messages are exempt from every rule here, but consent and address checks still apply to them.
     """
 
     quiet_hours_start = models.TimeField(

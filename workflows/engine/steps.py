@@ -7,7 +7,9 @@ from django.db.models import F, OuterRef
 
 from campaigns.models import Delivery
 from contacts import conditions
-from contacts.models import ConsentStatus, Contact, Tag
+from contacts.consent import STATUS_FIELDS
+from contacts.models import Channel, ConsentStatus, Contact, Tag
+from workflows.engine import policy
 from workflows.engine.actions import run_move_to_workflow, run_notify_staff, run_update_attribute
 from workflows.engine.batch import Batch, Run, insert_rows
 from workflows.engine.waits import run_wait
@@ -36,37 +38,61 @@ def run_condition(batch: Batch, step: Step, runs: list[Run]) -> None:
         batch.go_to(run, step, target)
 
 
-def run_send_email(batch: Batch, step: Step, runs: list[Run]) -> None:
+def run_send(batch: Batch, step: Step, runs: list[Run]) -> None:
+    """Queue the step's message on its template's channel for each run that has consent and passes the sending policy."""
     template = step.template
+    channel = template.channel
+    address_field = "email" if channel == Channel.EMAIL else "phone"
+    check = policy.SendCheck(batch, step)
+    annotations = check.contact_annotations()
+    columns = ("pk", address_field, STATUS_FIELDS[Channel(channel)], "email_suppressed_at", "time_zone", *annotations)
     contacts = {}
     for chunk in chunks(sorted({run.contact_id for run in runs})):
         contacts.update(
-            {
-                row[0]: row[1:]
-                for row in Contact.objects.filter(pk__in=chunk).values_list("pk", "email", "email_consent", "email_suppressed_at")
-            }
+            {row[0]: row[1:] for row in Contact.objects.filter(pk__in=chunk).annotate(**annotations).values_list(*columns)}
         )
 
-    # One (contact id, enrollment id, visit) per delivery. The rest of the row is the same for the whole group.
-    deliveries: list[tuple[int, int, int]] = []
-    queued_reason = template.name[:300]
+    allowed: list[Run] = []
     for run in runs:
-        email, consent, suppressed_at = contacts.get(run.contact_id, (None, None, None))
+        address, consent, suppressed_at, _zone_name, _counted = contacts.get(run.contact_id, (None, None, None, None, False))
         reason = ""
-        if not email:
-            reason = "no email address"
-        elif suppressed_at is not None:
+        if not address:
+            reason = "no email address" if channel == Channel.EMAIL else "no phone number"
+        elif channel == Channel.EMAIL and suppressed_at is not None:
             reason = "email suppressed"
         elif not template.transactional and consent != ConsentStatus.SUBSCRIBED:
-            reason = "no email consent"
+            reason = f"no {channel} consent"
 
         if reason:
             batch.log(run, step, StepLog.Outcome.SKIPPED, reason)
             batch.metrics.add(step.pk, batch.now, "skipped")
+            batch.advance(run, step, batch.now)
         else:
+            allowed.append(run)
+
+    zones = {run.contact_id: contacts[run.contact_id][3] for run in allowed}
+    counted = {run.contact_id for run in allowed if contacts[run.contact_id][4]}
+    verdicts = check.verdicts(allowed, zones, counted)
+
+    # One (contact id, enrollment id, visit) per delivery. The rest of the row is the same for the whole group.
+    deliveries: list[tuple[int, int, int]] = []
+    queued_reason = template.name[:300]
+    for run in allowed:
+        verdict = verdicts.get(run.id)
+        if verdict is None:
             deliveries.append((run.contact_id, run.id, run.visit))
             batch.log(run, step, StepLog.Outcome.QUEUED, queued_reason)
-        batch.advance(run, step, batch.now)
+            batch.advance(run, step, batch.now)
+        elif verdict.action == policy.Action.DEFER:
+            # The run stays on this step with the same visit, so later steps wait and the delivery key stays the same.
+            batch.log(run, step, StepLog.Outcome.DEFERRED, verdict.reason)
+            batch.hold(run, verdict.until, None)
+        elif verdict.action == policy.Action.EXIT:
+            batch.finish(run, Enrollment.State.EXITED, verdict.reason, step)
+        else:
+            batch.log(run, step, StepLog.Outcome.SKIPPED, verdict.reason)
+            batch.metrics.add(step.pk, batch.now, "skipped")
+            batch.advance(run, step, batch.now)
 
     # The unique (enrollment, step, visit) constraint makes a repeated run of this visit a no-op.
     insert_rows(
@@ -75,7 +101,7 @@ def run_send_email(batch: Batch, step: Step, runs: list[Run]) -> None:
         deliveries,
         {
             "template_id": template.pk,
-            "channel": template.channel,
+            "channel": channel,
             "transactional": template.transactional,
             "step_id": step.pk,
             "status": Delivery.Status.QUEUED,
@@ -129,7 +155,9 @@ def run_exit(batch: Batch, step: Step, runs: list[Run]) -> None:
 RUNNERS = {
     Step.Kind.WAIT: run_wait,
     Step.Kind.CONDITION: run_condition,
-    Step.Kind.SEND_EMAIL: run_send_email,
+    Step.Kind.SEND_EMAIL: run_send,
+    Step.Kind.SEND_SMS: run_send,
+    Step.Kind.SEND_WHATSAPP: run_send,
     Step.Kind.ADD_TAG: run_tag,
     Step.Kind.REMOVE_TAG: run_tag,
     Step.Kind.CHANGE_SCORE: run_change_score,
