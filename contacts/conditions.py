@@ -307,7 +307,9 @@ class _Compiler:
                 # start; it means "ever", which is the least surprising reading.
                 pass
             elif self.since is not None:
-                filters &= Q(occurred_at__gte=self.since)
+                # Strictly after: the event that started the enrollment is not "since" it, so an
+                # order that enrolls in a replenishment flow does not also count as the reorder.
+                filters &= Q(occurred_at__gt=self.since)
         elif tree.get("since") is not None:
             raise ConditionError(f'"since" can only be "enrollment", got {tree["since"]!r}')
         if tree.get("within_days") is not None:

@@ -1,5 +1,6 @@
 """Rate limits for the events API: a pixel key is public in the storefront, so it is throttled."""
 
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from contacts.models import ApiKey
@@ -13,6 +14,11 @@ class PixelKeyRateThrottle(SimpleRateThrottle):
     """
 
     scope = "pixel"
+
+    def get_rate(self) -> str | None:
+        # SimpleRateThrottle binds the rates when the module loads; reading them per request lets a
+        # changed setting (and a test's override) take effect.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def get_cache_key(self, request, view) -> str | None:
         api_key = request.auth

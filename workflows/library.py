@@ -14,6 +14,7 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import MessageTemplate
+from contacts.models import Channel
 from workflows.models import Step, Workflow
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,33 @@ PURCHASED_SINCE_ENROLLMENT = {"event": "order_placed", "since": "enrollment"}
 PURCHASED_THIS_CART = {"event": "order_placed", "since": "enrollment", "same_key": True}
 CART_CLEARED = {"event": "cart_cleared", "since": "enrollment", "same_key": True}
 UNSUBSCRIBED = {"field": "email_consent", "op": "eq", "value": "unsubscribed"}
+ADDED_TO_CART = {"event": "product_added_to_cart", "since": "enrollment"}
+CHECKOUT_SINCE_ENROLLMENT = {"event": "checkout_started", "since": "enrollment"}
+CLICKED_SINCE_ENROLLMENT = {"event": "link_clicked", "since": "enrollment"}
+# The first order triggers the post-purchase workflow with order_count 1 (facts are updated before
+# triggers run), so a count of 2 is the second purchase. "order_placed since enrollment" would also
+# match the triggering order itself, whose time is the enrollment time.
+SECOND_ORDER = {"field": "order_count", "op": "gte", "value": 2}
+REFUNDED_SINCE_ENROLLMENT = {"event": "refund_created", "since": "enrollment"}
+DEMO_REQUESTED_SINCE_ENROLLMENT = {"event": "demo_requested", "since": "enrollment"}
+CART_URL = "{{ trigger.abandoned_checkout_url|default:shop_url }}"
+ORDER_URL = "{{ trigger.order_status_url|default:shop_url }}"
+PRODUCT_URL = "{{ trigger.product_url|default:shop_url }}"
+CONTENT_URL = "{{ trigger.content_url|default:shop_url }}"
+# A placeholder the marketer replaces with the sales team's address after installing.
+SALES_ADDRESS = "sales@example.com"
+
+# Typical days until a product runs out, for the replenishment workflow. Each order's line items
+# carry cycle_days (or the shop maps its products onto these cycles when it sends the order), and
+# the reminder goes out REMINDER_LEAD_DAYS before the shortest cycle in the order ends.
+REMINDER_LEAD_DAYS = 7
+REPLENISHMENT_CYCLES: dict[str, int] = {
+    "supplement-30-days": 30,
+    "coffee-1-lb": 19,
+    "skincare-60-ml": 47,
+    "pet-food-15-lb": 35,
+    "razor-blades-8-pack": 60,
+}
 
 
 @dataclass
@@ -31,6 +59,8 @@ class MessageSpec:
     body: Any
     cta_text: Any = ""
     cta_url: str = "{{ shop_url }}"
+    channel: str = Channel.EMAIL
+    transactional: bool = False
 
 
 @dataclass
@@ -45,6 +75,10 @@ class StepSpec:
     condition: dict = field(default_factory=dict)
     if_true: str = "next"
     if_false: str = "exit"
+    wait_mode: str = Step.WaitMode.DURATION
+    wait_event: str = ""
+    wait_data_path: str = ""
+    notify_email: str = ""
 
 
 @dataclass
@@ -54,9 +88,12 @@ class TemplateSpec:
     objective: Any
     trigger_event: str
     steps: list[StepSpec]
+    trigger_type: str = Workflow.TriggerType.EVENT
+    trigger_days: int = 0
     trigger_filter: dict = field(default_factory=dict)
     keyed: bool = False
     entry_rule: str = Workflow.EntryRule.ONCE
+    reentry_days: int = 0
     exit_condition: dict = field(default_factory=dict)
     goal_event: str = "order_placed"
     goal_same_key: bool = False
@@ -66,14 +103,49 @@ class TemplateSpec:
     metrics: Any = ""
 
 
-def email(key: str, name, subject, preview_text, body, cta_text=_("Visit the shop"), cta_url="{{ shop_url }}") -> StepSpec:
-    return StepSpec(
-        key=key, kind=Step.Kind.SEND_EMAIL, name=name, message=MessageSpec(subject, preview_text, body, cta_text, cta_url)
-    )
+def email(
+    key: str,
+    name: Any,
+    subject: Any,
+    preview_text: Any,
+    body: Any,
+    cta_text: Any = _("Visit the shop"),
+    cta_url: str = "{{ shop_url }}",
+    *,
+    transactional: bool = False,
+) -> StepSpec:
+    message = MessageSpec(subject, preview_text, body, cta_text, cta_url, transactional=transactional)
+    return StepSpec(key=key, kind=Step.Kind.SEND_EMAIL, name=name, message=message)
+
+
+def sms(key: str, name: Any, body: Any) -> StepSpec:
+    message = MessageSpec(subject="", preview_text="", body=body, cta_text="", cta_url="", channel=Channel.SMS)
+    return StepSpec(key=key, kind=Step.Kind.SEND_SMS, name=name, message=message)
 
 
 def wait(key: str, **duration: int) -> StepSpec:
     return StepSpec(key=key, kind=Step.Kind.WAIT, wait=duration)
+
+
+def wait_for_event(key: str, event: str, *, timeout_days: int, if_true: str = "next", if_false: str = "next") -> StepSpec:
+    """Wait until ``event`` happens (take ``if_true``) or ``timeout_days`` pass (take ``if_false``)."""
+    return StepSpec(
+        key=key,
+        kind=Step.Kind.WAIT,
+        wait={"days": timeout_days},
+        wait_mode=Step.WaitMode.UNTIL_EVENT,
+        wait_event=event,
+        if_true=if_true,
+        if_false=if_false,
+    )
+
+
+def condition(key: str, name: Any, tree: dict, *, if_true: str, if_false: str) -> StepSpec:
+    return StepSpec(key=key, kind=Step.Kind.CONDITION, name=name, condition=tree, if_true=if_true, if_false=if_false)
+
+
+def add_tag(key: str, name: Any, tag: str) -> StepSpec:
+    return StepSpec(key=key, kind=Step.Kind.ADD_TAG, name=name, tag=tag)
 
 
 WELCOME_SERIES = TemplateSpec(
@@ -98,8 +170,8 @@ WELCOME_SERIES = TemplateSpec(
             _("Welcome to {{ shop_name }}, {{ first_name|default:'there' }}!"),
             # xgettext:no-python-format
             _("Here is 15% off your first order."),
-            # xgettext:no-python-format
             _(
+                # xgettext:no-python-format
                 "Hi {{ first_name|default:'there' }},\n\nThank you for signing up. As a welcome, here is **15% off** your "
                 "first order with code **WELCOME15**.\n\nThe code is valid for 8 days."
             ),
@@ -212,8 +284,8 @@ ABANDONED_CART = TemplateSpec(
             # xgettext:no-python-format
             _("10% off to complete your order"),
             _("Use code COMEBACK10 today."),
-            # xgettext:no-python-format
             _(
+                # xgettext:no-python-format
                 "Hi {{ first_name|default:'there' }},\n\nWe would love to see you complete your order. Use code "
                 "**COMEBACK10** for 10% off your cart."
             ),
@@ -237,7 +309,730 @@ ABANDONED_CART = TemplateSpec(
     ],
 )
 
-TEMPLATES: dict[str, TemplateSpec] = {spec.slug: spec for spec in (WELCOME_SERIES, ABANDONED_CART)}
+ABANDONED_CART_SMS = TemplateSpec(
+    slug="abandoned_cart_sms",
+    name=_("Abandoned cart recovery with SMS"),
+    objective=_(
+        # xgettext:no-python-format
+        "Recover 12% of abandoned checkouts of contacts with SMS consent within 72 hours, with two SMS between the emails."
+    ),
+    metrics=_(
+        # xgettext:no-python-format
+        "Recovery rate: 8-18%. Click rate of the SMS: 10-20%. SMS opt-out rate: below 2%. Revenue per recipient: track it."
+    ),
+    trigger_event="checkout_started",
+    trigger_filter={"field": "sms_consent", "op": "eq", "value": "subscribed"},
+    keyed=True,
+    entry_rule=Workflow.EntryRule.EVERY_TIME,
+    exit_condition={"any": [PURCHASED_THIS_CART, CART_CLEARED, UNSUBSCRIBED]},
+    goal_event="order_placed",
+    goal_same_key=True,
+    goal_window_days=7,
+    goal_target_percent=Decimal("12"),
+    # Above the email-only cart workflow, so a contact in both gets the SMS version's messages first.
+    priority=25,
+    # NOTE: the default sending policy (no SMS on a day that had an email, 1 SMS and 3 emails per 7 days)
+    # defers the first SMS to the next morning and skips the second one; relax it for this schedule.
+    steps=[
+        wait("abandoned-after-1h", hours=1),
+        email(
+            "reminder",
+            _("Email 1: you left something behind"),
+            _("{{ first_name|default:'Hi' }}, you left something in your cart"),
+            _("Your items are saved for you."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nYou were almost done. Your cart is saved, so you can pick up "
+                "where you left off."
+            ),
+            _("Complete my order"),
+            CART_URL,
+        ),
+        wait("wait-hour-4", hours=3),
+        sms(
+            "sms-reminder",
+            _("SMS 1: your cart is waiting"),
+            _(
+                "{{ shop_name }}: your cart is still waiting for you. Complete your order here: "
+                "{{ trigger.abandoned_checkout_url|default:shop_url }}"
+            ),
+        ),
+        wait("wait-day-1", hours=20),
+        email(
+            "social-proof",
+            _("Email 2: others love it too"),
+            _("Still thinking it over?"),
+            _("See why customers chose the same items."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nThe items in your cart are among our best rated. Free returns "
+                "within 30 days, so you can order without risk."
+            ),
+            _("Back to my cart"),
+            CART_URL,
+        ),
+        wait("wait-day-2", hours=24),
+        email(
+            "incentive",
+            # xgettext:no-python-format
+            _("Email 3: 10% off your cart"),
+            # xgettext:no-python-format
+            _("10% off to complete your order"),
+            _("Use code COMEBACK10 today."),
+            _(
+                # xgettext:no-python-format
+                "Hi {{ first_name|default:'there' }},\n\nWe would love to see you complete your order. Use code "
+                "**COMEBACK10** for 10% off your cart."
+            ),
+            # xgettext:no-python-format
+            _("Use my 10% off"),
+            CART_URL,
+        ),
+        wait("wait-discount-sms", hours=3),
+        sms(
+            "sms-discount",
+            _("SMS 2: discount alert"),
+            _(
+                # xgettext:no-python-format
+                "{{ shop_name }}: 10% off your cart with code COMEBACK10, today only. "
+                "{{ trigger.abandoned_checkout_url|default:shop_url }}"
+            ),
+        ),
+        wait("wait-day-3", hours=21),
+        email(
+            "last-call",
+            _("Email 4: last call"),
+            _("Your cart expires soon"),
+            _("Last chance: your items and your discount."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nThis is our last reminder. We cannot hold your items much longer, "
+                "and code **COMEBACK10** expires tonight."
+            ),
+            _("Complete my order"),
+            CART_URL,
+        ),
+    ],
+)
+
+POST_PURCHASE = TemplateSpec(
+    slug="post_purchase",
+    name=_("Post-purchase: first order"),
+    # xgettext:no-python-format
+    objective=_("Turn first-time buyers into repeat customers: 15% place a second order within 60 days."),
+    metrics=_(
+        # xgettext:no-python-format
+        "Second order within 60 days: 10-20%. Review rate after the request: 5-10%. Open rate of the shipping email: 60% or more."
+    ),
+    trigger_event="order_placed",
+    trigger_filter={"field": "order_count", "op": "eq", "value": 1},
+    exit_condition={"any": [SECOND_ORDER, REFUNDED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    goal_event="order_placed",
+    goal_window_days=60,
+    goal_target_percent=Decimal("15"),
+    priority=30,
+    steps=[
+        email(
+            "confirmation",
+            _("Email 1: order confirmation"),
+            _("Thank you for your order, {{ first_name|default:'dear customer' }}!"),
+            _("We have received your order and are getting it ready."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nThank you for your first order at {{ shop_name }}. We have "
+                "received it and are getting it ready. You will get an email as soon as it ships."
+            ),
+            _("View my order"),
+            ORDER_URL,
+            transactional=True,
+        ),
+        wait_for_event("wait-shipped", "order_fulfilled", timeout_days=14, if_false="wait-delivered"),
+        email(
+            "shipping",
+            _("Email 2: your order has shipped"),
+            _("Your order is on its way"),
+            _("Track your parcel."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nGood news: your order has shipped. Follow your parcel with the "
+                "link below."
+            ),
+            _("Track my parcel"),
+            ORDER_URL,
+            transactional=True,
+        ),
+        # Without a delivery event within 14 days the series goes on anyway: not every carrier reports delivery.
+        wait_for_event("wait-delivered", "order_delivered", timeout_days=14),
+        wait("wait-guide", days=3),
+        email(
+            "product-guide",
+            _("Email 3: product guide"),
+            _("Get the most out of your purchase"),
+            _("Tips for using and caring for your products."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nYour order arrived a few days ago. These tips help you get the "
+                "most out of it:\n\n- Read the care instructions on the label.\n- Store it in a dry place.\n- Questions? "
+                "Just reply to this email."
+            ),
+            _("Read the guide"),
+        ),
+        wait("wait-review", days=4),
+        email(
+            "review-request",
+            _("Email 4: review request"),
+            _("How do you like your order?"),
+            _("Your review helps other customers choose."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nYou have had your order for a week now. How do you like it? "
+                "A short review helps other customers choose, and helps us improve."
+            ),
+            _("Write a review"),
+        ),
+        wait("wait-cross-sell", days=7),
+        email(
+            "cross-sell",
+            _("Email 5: goes well with your purchase"),
+            _("Goes well with your purchase"),
+            _("Picked for you, based on your order."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nCustomers who bought what you bought often add these. Have a "
+                "look at what goes well with your purchase."
+            ),
+            _("See the suggestions"),
+        ),
+        wait("wait-loyalty", days=7),
+        email(
+            "loyalty",
+            _("Email 6: loyalty programme"),
+            _("You are now earning points"),
+            _("Every order brings you closer to a reward."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nAs a customer of {{ shop_name }} you save points with every "
+                "order. Exchange them for discounts and early access to new products."
+            ),
+            _("See my points"),
+        ),
+        add_tag("repeat-customer", _("Into the repeat-customer segment"), "repeat-customer"),
+    ],
+)
+
+BROWSE_ABANDONMENT = TemplateSpec(
+    slug="browse_abandonment",
+    name=_("Browse abandonment"),
+    # xgettext:no-python-format
+    objective=_("Bring product viewers back: 3% of them order within 7 days."),
+    # xgettext:no-python-format
+    metrics=_("Order within 7 days: 2-5%. Open rate: 30-45%. Click rate: 3-8%. At most one browse email per day."),
+    trigger_event="product_viewed",
+    # One enrollment per day at most, and a running one blocks the next: at most one browse email a day.
+    entry_rule=Workflow.EntryRule.ONCE_PER_DAYS,
+    reentry_days=1,
+    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, ADDED_TO_CART, UNSUBSCRIBED]},
+    goal_event="order_placed",
+    goal_window_days=7,
+    goal_target_percent=Decimal("3"),
+    priority=5,
+    steps=[
+        wait("wait-2h", hours=2),
+        # A checkout started since the view belongs to the cart workflow, so this one stops.
+        condition(
+            "carted-or-checked-out",
+            _("Added to cart or started checkout?"),
+            {"any": [ADDED_TO_CART, CHECKOUT_SINCE_ENROLLMENT]},
+            if_true="exit",
+            if_false="next",
+        ),
+        email(
+            "reminder",
+            _("Email 1: still interested?"),
+            _("Still thinking about {{ trigger.product_title|default:'it' }}?"),
+            _("The product you looked at is still available."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nYou were looking at **{{ trigger.product_title|default:'one of "
+                "our products' }}**. It is still available, but popular items sell out fast."
+            ),
+            _("View the product"),
+            PRODUCT_URL,
+        ),
+        wait("wait-similar", hours=24),
+        email(
+            "similar-products",
+            _("Email 2: similar products"),
+            _("You might also like these"),
+            _("Similar products, picked for you."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nNot quite what you were looking for? These products are similar "
+                "and just as popular."
+            ),
+            _("See similar products"),
+        ),
+        wait("wait-bestsellers", hours=24),
+        email(
+            "category-bestsellers",
+            _("Email 3: bestsellers in the category"),
+            _("The bestsellers other customers chose"),
+            _("Top rated in the category you browsed."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nThese are the bestsellers in the category you browsed, rated "
+                "highest by our customers."
+            ),
+            _("See the bestsellers"),
+        ),
+    ],
+)
+
+WIN_BACK = TemplateSpec(
+    slug="win_back",
+    name=_("Win-back of inactive customers"),
+    # xgettext:no-python-format
+    objective=_("Win back customers without an order for 60 days: 5% order again within 60 days."),
+    metrics=_(
+        # xgettext:no-python-format
+        "Reactivation rate: 3-8%. Open rate: 15-25%. Contacts tagged suppressed-inactive: track them and leave them "
+        "out of promotions."
+    ),
+    trigger_type=Workflow.TriggerType.INACTIVITY,
+    trigger_event="order_placed",
+    trigger_days=60,
+    # Once per lapse: an order ends the lapse, and 60 quiet days after it start the next one.
+    entry_rule=Workflow.EntryRule.EVERY_TIME,
+    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    goal_event="order_placed",
+    goal_window_days=60,
+    goal_target_percent=Decimal("5"),
+    priority=0,
+    steps=[
+        email(
+            "miss-you",
+            _("Email 1: we miss you"),
+            _("We miss you, {{ first_name|default:'dear customer' }}"),
+            _("A lot has changed since your last visit."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nIt has been a while since your last order at {{ shop_name }}. "
+                "We have been busy: new products, better packaging and faster delivery."
+            ),
+            _("See what is new"),
+        ),
+        wait("wait-day-75", days=15),
+        email(
+            "new-arrivals",
+            _("Email 2: new since your last order"),
+            _("New since your last order"),
+            _("The newest products, picked for you."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nThese products are new since your last order. Have a look at "
+                "what other customers are buying now."
+            ),
+            _("See the new products"),
+        ),
+        wait("wait-day-90", days=15),
+        email(
+            "offer",
+            # xgettext:no-python-format
+            _("Email 3: 20% off to come back"),
+            # xgettext:no-python-format
+            _("20% off your next order"),
+            _("Use code WELCOMEBACK20 this week."),
+            _(
+                # xgettext:no-python-format
+                "Hi {{ first_name|default:'there' }},\n\nWe would like to see you again. Use code **WELCOMEBACK20** for "
+                "**20% off** your next order. The code is valid for 7 days."
+            ),
+            # xgettext:no-python-format
+            _("Use my 20% off"),
+        ),
+        wait("wait-day-105", days=15),
+        email(
+            "stay-subscribed",
+            _("Email 4: stay subscribed?"),
+            _("Do you still want to hear from us?"),
+            _("One click keeps you on the list."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nWe have not seen you in a while, and we do not want to fill your "
+                "inbox with emails you do not read. Click the button to keep getting our news and offers. If we do not "
+                "hear from you, we will email you less often."
+            ),
+            _("Yes, keep me subscribed"),
+        ),
+        # A week to respond to the last email before the contact counts as inactive.
+        wait("wait-answer", days=7),
+        condition(
+            "clicked-or-ordered",
+            _("Clicked or ordered since the first email?"),
+            {"any": [CLICKED_SINCE_ENROLLMENT, PURCHASED_SINCE_ENROLLMENT]},
+            if_true="exit",
+            if_false="next",
+        ),
+        add_tag("suppressed-inactive", _("Into the suppressed-inactive segment"), "suppressed-inactive"),
+    ],
+)
+
+VIP_RECOGNITION = TemplateSpec(
+    slug="vip_recognition",
+    name=_("VIP recognition"),
+    # xgettext:no-python-format
+    objective=_("Thank customers who have spent 500 or more and keep them buying: 25% order again within 30 days."),
+    # xgettext:no-python-format
+    metrics=_("Order within 30 days: 20-30%. Open rate: 50% or more. Use of the VIP code: 10-20%."),
+    trigger_type=Workflow.TriggerType.CONDITION_ENTERED,
+    trigger_event="",
+    trigger_filter={"field": "total_spent", "op": "gte", "value": 500},
+    exit_condition=UNSUBSCRIBED,
+    goal_event="order_placed",
+    goal_window_days=30,
+    goal_target_percent=Decimal("25"),
+    priority=15,
+    steps=[
+        add_tag("vip", _("Into the VIP segment"), "vip"),
+        email(
+            "congratulations",
+            _("Email 1: welcome to VIP"),
+            _("{{ first_name|default:'Hi' }}, you are now a VIP"),
+            _("Thank you for your loyalty."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nYou are one of our most loyal customers, and that deserves a "
+                "thank you. From today you are a **VIP** at {{ shop_name }}."
+            ),
+            _("Discover my benefits"),
+        ),
+        wait("wait-benefits", days=3),
+        email(
+            "benefits",
+            _("Email 2: your VIP benefits"),
+            _("Your VIP benefits at a glance"),
+            _("Free shipping, early access and more."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nAs a VIP you get:\n\n- Free shipping on every order\n- Early "
+                "access to new products and sales\n- A personal contact for your questions"
+            ),
+            _("Shop with my benefits"),
+        ),
+        wait("wait-offer", days=7),
+        email(
+            "vip-offer",
+            # xgettext:no-python-format
+            _("Email 3: VIP-only offer"),
+            # xgettext:no-python-format
+            _("Only for VIPs: 15% off everything"),
+            _("Your personal code is valid for 7 days."),
+            _(
+                # xgettext:no-python-format
+                "Hi {{ first_name|default:'there' }},\n\nAn offer only our VIPs get: **15% off** the whole shop with code "
+                "**VIP15**. The code is valid for 7 days."
+            ),
+            _("Use my VIP code"),
+        ),
+    ],
+)
+
+B2B_LEAD_NURTURING = TemplateSpec(
+    slug="b2b_lead_nurturing",
+    name=_("B2B lead nurturing"),
+    # xgettext:no-python-format
+    objective=_("Turn content downloads into sales conversations: 10% request a demo within 30 days."),
+    # xgettext:no-python-format
+    metrics=_("Demo requests within 30 days: 5-15%. Leads handed to sales (score 50 or more): 15-25%. Click rate: 3-6%."),
+    trigger_event="content_downloaded",
+    exit_condition={"any": [DEMO_REQUESTED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    goal_event="demo_requested",
+    goal_window_days=30,
+    goal_target_percent=Decimal("10"),
+    priority=10,
+    steps=[
+        email(
+            "content",
+            _("Email 1: your download"),
+            _("Here is your download: {{ trigger.content_title|default:'your guide' }}"),
+            _("Your copy is ready."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nThank you for your interest. Your copy of "
+                "**{{ trigger.content_title|default:'our guide' }}** is ready to read."
+            ),
+            _("Download now"),
+            CONTENT_URL,
+        ),
+        wait("wait-day-3", days=3),
+        email(
+            "related-content",
+            _("Email 2: related content"),
+            _("More on this topic"),
+            _("Three articles that go deeper."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nIf you liked the guide, these articles go one step further: "
+                "practical examples, checklists and the mistakes to avoid."
+            ),
+            _("Read the articles"),
+        ),
+        StepSpec(key="score-engaged", kind=Step.Kind.CHANGE_SCORE, name=_("Still engaged after 3 days: +5"), score_delta=5),
+        wait("wait-day-7", days=4),
+        email(
+            "case-study",
+            _("Email 3: case study"),
+            _("How a company like yours did it"),
+            _("A customer story with concrete results."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nHow does this work in practice? Read how one of our customers "
+                "saved hours a week and what they would do differently today."
+            ),
+            _("Read the case study"),
+        ),
+        wait("wait-day-12", days=5),
+        email(
+            "education",
+            _("Email 4: best practices"),
+            _("Five best practices from our experts"),
+            _("What the best teams do differently."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nOur experts have worked with hundreds of teams. These five "
+                "habits make the biggest difference."
+            ),
+            _("Read the best practices"),
+        ),
+        condition(
+            "sales-ready",
+            _("Lead score 50 or more?"),
+            {"field": "lead_score", "op": "gte", "value": 50},
+            if_true="notify-sales",
+            if_false="next",
+        ),
+        wait("wait-demo", days=7),
+        email(
+            "demo-invitation",
+            _("Email 5: soft demo invitation"),
+            _("Shall we show you how it works?"),
+            _("A short demo, without obligation."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nWould you like to see how this works for your team? In a "
+                "30-minute demo we show it with your own questions. No obligation."
+            ),
+            _("Plan a demo"),
+        ),
+        # A week to react to the invitation. Exiting in the same tick as a send would withdraw that
+        # message, so the path ends with this second look at the score.
+        wait("wait-recheck", days=7),
+        condition(
+            "sales-ready-after-demo",
+            _("Lead score 50 or more after the demo invitation?"),
+            {"field": "lead_score", "op": "gte", "value": 50},
+            if_true="next",
+            if_false="exit",
+        ),
+        StepSpec(
+            key="notify-sales",
+            kind=Step.Kind.NOTIFY_STAFF,
+            name=_("Notify sales"),
+            # The marketer replaces the placeholder with the sales team's address before activating.
+            notify_email=SALES_ADDRESS,
+        ),
+        add_tag("tag-sales-ready", _("Into the sales-ready segment"), "sales-ready"),
+    ],
+)
+
+SAAS_TRIAL_CONVERSION = TemplateSpec(
+    slug="saas_trial_conversion",
+    name=_("SaaS trial conversion"),
+    # xgettext:no-python-format
+    objective=_("Turn trial users into paying customers: 15% subscribe within 21 days of starting the trial."),
+    # xgettext:no-python-format
+    metrics=_("Trial to paid: 10-25%. Open rate: 40-60%. Inactive trial users who book a demo after the help email: 5-10%."),
+    # The catalogue has no trial_started event: a sign-up with the property plan = trial starts the trial.
+    trigger_event="signed_up",
+    trigger_filter={"property": "plan", "op": "eq", "value": "trial"},
+    # NOTE: eight emails in 14 days exceed the default cap of 3 promotional emails per 7 days, which
+    # defers the later ones; raise the cap or expect a slower schedule.
+    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    goal_event="order_placed",
+    goal_window_days=21,
+    goal_target_percent=Decimal("15"),
+    priority=10,
+    steps=[
+        wait("wait-day-1", days=1),
+        email(
+            "day-1",
+            _("Email 1: get started"),
+            _("Your first step in {{ shop_name }}"),
+            _("Set up your account in five minutes."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nWelcome to your trial. Start with one thing: set up your account. "
+                "It takes five minutes and everything else builds on it."
+            ),
+            _("Set up my account"),
+        ),
+        wait("wait-day-2", days=1),
+        email(
+            "day-2",
+            _("Email 2: the key feature"),
+            _("The feature our customers use most"),
+            _("Save time from day one."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nMost customers start with one feature, because it saves the most "
+                "time. Here is how to use it in three steps."
+            ),
+            _("Try it now"),
+        ),
+        wait("wait-day-4", days=2),
+        email(
+            "day-4",
+            _("Email 3: tips and tricks"),
+            _("Three tips to get more out of your trial"),
+            _("Small settings, big difference."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nThese three tips help you get more out of your trial:\n\n"
+                "- Invite a colleague.\n- Connect your data.\n- Set up your first automation."
+            ),
+            _("Open my account"),
+        ),
+        wait("wait-day-6", days=2),
+        # Trial users who have not been back for 3 days get an offer of help the day before email 4.
+        condition(
+            "inactive",
+            _("No page viewed in the last 3 days?"),
+            {"not": {"event": "page_viewed", "within_days": 3}},
+            if_true="next",
+            if_false="wait-day-7",
+        ),
+        email(
+            "need-help",
+            _("Email: need help?"),
+            _("Can we help you get started?"),
+            _("Book a free demo with one of our experts."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nWe noticed you have not been back for a few days. Getting "
+                "started can be hard, so let one of our experts show you around in a free 20-minute demo."
+            ),
+            _("Book a free demo"),
+        ),
+        wait("wait-day-7", days=1),
+        email(
+            "day-7",
+            _("Email 4: halfway"),
+            _("Halfway through your trial"),
+            _("What you have set up so far, and what is next."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nYou are halfway through your trial. Teams that see the most "
+                "value in the first week have set up at least one automation. Have you?"
+            ),
+            _("Continue where I left off"),
+        ),
+        wait("wait-day-10", days=3),
+        email(
+            "day-10",
+            _("Email 5: customer story"),
+            _("How other teams use {{ shop_name }}"),
+            _("A customer story with concrete results."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nCurious how other teams use it? Read how one of our customers "
+                "saves a day a week."
+            ),
+            _("Read the story"),
+        ),
+        wait("wait-day-12", days=2),
+        email(
+            "day-12",
+            _("Email 6: trial ends in 2 days"),
+            _("Your trial ends in 2 days"),
+            _("Choose a plan and keep your work."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nYour trial ends in 2 days. Choose a plan now to keep everything "
+                "you have set up."
+            ),
+            _("Choose my plan"),
+        ),
+        wait("wait-day-14", days=2),
+        email(
+            "day-14",
+            _("Email 7: trial ends today"),
+            _("Your trial ends today"),
+            _("Last chance to keep your account."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nYour trial ends today. Choose a plan to keep your account and "
+                "everything in it."
+            ),
+            _("Choose my plan"),
+        ),
+    ],
+)
+
+# Not in TEMPLATES yet: "order_placed since enrollment" also matches the order that started the
+# enrollment (its time is the enrollment time), so the reorder exit would end every enrollment
+# at once. It goes into TEMPLATES when "since enrollment" counts only later events.
+REPLENISHMENT = TemplateSpec(
+    slug="replenishment",
+    name=_("Replenishment reminder"),
+    # xgettext:no-python-format
+    objective=_("Remind customers to reorder before they run out: 20% reorder within 14 days of the reminder."),
+    # xgettext:no-python-format
+    metrics=_("Reorder rate: 15-30%. Click rate of the reminder: 8-15%. Subscribe-and-save sign-ups: 2-5% of recipients."),
+    trigger_event="order_placed",
+    # One enrollment per order: each order starts its own countdown, and a reorder ends the previous one.
+    keyed=True,
+    entry_rule=Workflow.EntryRule.EVERY_TIME,
+    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    goal_event="order_placed",
+    goal_window_days=60,
+    goal_target_percent=Decimal("20"),
+    priority=10,
+    steps=[
+        StepSpec(
+            key="wait-until-almost-empty",
+            kind=Step.Kind.WAIT,
+            name=_("Until 7 days before the product runs out"),
+            wait={"days": REMINDER_LEAD_DAYS},
+            wait_mode=Step.WaitMode.FROM_DATA,
+            wait_data_path="trigger.line_items.cycle_days",
+        ),
+        email(
+            "reminder",
+            _("Email 1: running low?"),
+            _("Running low, {{ first_name|default:'dear customer' }}?"),
+            _("Reorder now and never run out."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nBy our count your last order runs out in about a week. Reorder "
+                "now, so you never run out."
+            ),
+            _("Reorder now"),
+        ),
+        wait("wait-reorder-prompt", days=5),
+        email(
+            "reorder-prompt",
+            # xgettext:no-python-format
+            _("Email 2: reorder with 5% off"),
+            # xgettext:no-python-format
+            _("5% off your reorder"),
+            _("Use code REORDER5 this week."),
+            _(
+                # xgettext:no-python-format
+                "Hi {{ first_name|default:'there' }},\n\nYour supply is almost gone. Reorder this week with code "
+                "**REORDER5** for 5% off."
+            ),
+            # xgettext:no-python-format
+            _("Reorder with 5% off"),
+        ),
+        wait("wait-subscribe", days=7),
+        email(
+            "subscribe-and-save",
+            _("Email 3: subscribe and save"),
+            _("Never run out again: subscribe and save"),
+            _("Automatic delivery, always a discount."),
+            _(
+                # xgettext:no-python-format
+                "Hi {{ first_name|default:'there' }},\n\nWith a subscription your order arrives automatically, just "
+                "before you run out, and you save 10% on every delivery. Pause or stop at any time."
+            ),
+            _("Start my subscription"),
+        ),
+    ],
+)
+
+TEMPLATES: dict[str, TemplateSpec] = {
+    spec.slug: spec
+    for spec in (
+        WELCOME_SERIES,
+        ABANDONED_CART,
+        ABANDONED_CART_SMS,
+        POST_PURCHASE,
+        BROWSE_ABANDONMENT,
+        WIN_BACK,
+        VIP_RECOGNITION,
+        B2B_LEAD_NURTURING,
+        SAAS_TRIAL_CONVERSION,
+    )
+}
 
 
 class TemplateNotFound(KeyError):
@@ -257,10 +1052,13 @@ def install_template(slug: str, *, language: str = "nl", name: str | None = None
             objective=f"{spec.objective}\n\n{spec.metrics}".strip(),
             status=Workflow.Status.DRAFT,
             priority=spec.priority,
+            trigger_type=spec.trigger_type,
             trigger_event=spec.trigger_event,
+            trigger_days=spec.trigger_days,
             trigger_filter=spec.trigger_filter,
             keyed=spec.keyed,
             entry_rule=spec.entry_rule,
+            reentry_days=spec.reentry_days,
             exit_condition=spec.exit_condition,
             goal_event=spec.goal_event,
             goal_same_key=spec.goal_same_key,
@@ -278,6 +1076,8 @@ def install_template(slug: str, *, language: str = "nl", name: str | None = None
                     body=str(step_spec.message.body),
                     cta_text=str(step_spec.message.cta_text),
                     cta_url=step_spec.message.cta_url,
+                    channel=step_spec.message.channel,
+                    transactional=step_spec.message.transactional,
                 )
             Step.objects.create(
                 workflow=workflow,
@@ -288,6 +1088,10 @@ def install_template(slug: str, *, language: str = "nl", name: str | None = None
                 wait_days=step_spec.wait.get("days", 0),
                 wait_hours=step_spec.wait.get("hours", 0),
                 wait_minutes=step_spec.wait.get("minutes", 0),
+                wait_mode=step_spec.wait_mode,
+                wait_event=step_spec.wait_event,
+                wait_data_path=step_spec.wait_data_path,
+                notify_email=step_spec.notify_email,
                 template=message,
                 tag=step_spec.tag,
                 score_delta=step_spec.score_delta,

@@ -121,6 +121,7 @@ class Workflow(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
+        # xgettext:no-python-format
         help_text=_("E.g. 8 for 8% converted."),
     )
     exit_on_goal = models.BooleanField(_("exit when the goal is reached"), default=True)

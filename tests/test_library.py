@@ -1,0 +1,476 @@
+"""The template library: each template installs in Dutch and English, goes live and runs its schedule on a virtual clock."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.core import mail
+from django.utils import translation
+
+from campaigns.channels.base import ChannelBackend, ChannelMessage
+from campaigns.models import Delivery, MessageTemplate, ShortLink
+from campaigns.rendering import merge_context, render_subject
+from contacts.models import ConsentStatus, Contact
+from workflows.engine.tick import tick
+from workflows.library import REPLENISHMENT_CYCLES, TEMPLATES, TemplateNotFound, install_template
+from workflows.lifecycle import activate
+from workflows.models import Enrollment, SendingPolicy, Workflow
+
+pytestmark = pytest.mark.django_db
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+LANGUAGES = ["nl", "en"]
+
+SMS_SENT: list[ChannelMessage] = []
+
+
+class MemorySmsBackend(ChannelBackend):
+    """Keeps sent SMS in SMS_SENT, like Django's locmem email backend."""
+
+    def send(self, message: ChannelMessage) -> str:
+        SMS_SENT.append(message)
+        return f"memory-{len(SMS_SENT)}"
+
+
+@pytest.fixture(autouse=True)
+def _schedule_without_caps(db, settings):
+    """Test each template's own schedule: the installation-wide caps and channel spacing would move messages."""
+    policy = SendingPolicy.load()
+    policy.caps.all().delete()
+    policy.spacings.all().delete()
+    settings.MKTAUTO_SMS_BACKEND = "tests.test_library.MemorySmsBackend"
+    SMS_SENT.clear()
+    yield
+    SMS_SENT.clear()
+
+
+@pytest.fixture
+def sanne(db) -> Contact:
+    """Subscribed to email and SMS."""
+    return Contact.objects.create(
+        email="sanne@example.com",
+        first_name="Sanne",
+        phone="+31612345678",
+        email_consent=ConsentStatus.SUBSCRIBED,
+        sms_consent=ConsentStatus.SUBSCRIBED,
+    )
+
+
+@pytest.fixture
+def lotte(db) -> Contact:
+    """Subscribed to email; takes the other branch next to anna."""
+    return Contact.objects.create(email="lotte@example.com", first_name="Lotte", email_consent=ConsentStatus.SUBSCRIBED)
+
+
+def install_live(slug: str, language: str) -> Workflow:
+    workflow = install_template(slug, language=language)
+    assert activate(workflow) == []
+    return workflow
+
+
+def ticks(start: datetime, *offsets: timedelta) -> None:
+    for offset in offsets:
+        tick(start + offset)
+
+
+def sent(workflow: Workflow, contact: Contact) -> list[tuple[str, datetime]]:
+    deliveries = Delivery.objects.filter(enrollment__workflow=workflow, contact=contact, status=Delivery.Status.SENT)
+    return list(deliveries.order_by("sent_at", "id").values_list("step__key", "sent_at"))
+
+
+def subject_of(slug: str, key: str, language: str, contact: Contact) -> str:
+    """The step's subject from the library, in ``language``, with the contact's merge values."""
+    message = next(step.message for step in TEMPLATES[slug].steps if step.key == key)
+    with translation.override(language):
+        source = str(message.subject)
+    subject, _missing = render_subject(MessageTemplate(subject=source), merge_context(contact))
+    return subject
+
+
+def subjects_to(contact: Contact) -> list[str]:
+    return [message.subject for message in mail.outbox if message.to == [contact.email]]
+
+
+def enrollment_of(contact: Contact, workflow: Workflow) -> Enrollment:
+    return Enrollment.objects.get(contact=contact, workflow=workflow)
+
+
+def tags_of(contact: Contact) -> set[str]:
+    return set(contact.tags.values_list("name", flat=True))
+
+
+# Installing.
+
+
+def test_install_unknown_slug_names_choices(db):
+    with pytest.raises(TemplateNotFound) as error:
+        install_template("birthday")
+
+    assert "unknown template 'birthday'" in str(error.value)
+    assert "win_back" in str(error.value)
+
+
+@pytest.mark.parametrize("slug", sorted(TEMPLATES))
+def test_template_goes_live_in_both_languages(slug):
+    for language in LANGUAGES:
+        workflow = install_template(slug, language=language)
+
+        assert activate(workflow) == []
+        assert workflow.template_slug == slug
+
+
+@pytest.mark.parametrize("slug", sorted(TEMPLATES))
+def test_dutch_install_translates_every_message(slug):
+    dutch = install_template(slug, language="nl")
+    english = install_template(slug, language="en")
+
+    pairs = zip(dutch.steps.order_by("position"), english.steps.order_by("position"), strict=True)
+    for dutch_step, english_step in pairs:
+        if dutch_step.template is None:
+            continue
+        assert dutch_step.template.body != english_step.template.body, dutch_step.key
+        if english_step.template.subject:
+            assert dutch_step.template.subject != english_step.template.subject, dutch_step.key
+    assert dutch.objective != english.objective
+
+
+def test_replenishment_cycles_remind_a_week_early():
+    reminder_days = {product: days - 7 for product, days in REPLENISHMENT_CYCLES.items()}
+
+    assert reminder_days == {
+        "supplement-30-days": 23,
+        "coffee-1-lb": 12,
+        "skincare-60-ml": 40,
+        "pet-food-15-lb": 28,
+        "razor-blades-8-pack": 53,
+    }
+
+
+# Abandoned cart with SMS.
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_cart_sms_full_schedule(language, sanne, send_event, t0):
+    workflow = install_live("abandoned_cart_sms", language)
+    send_event("checkout_started", sanne.email, t0, token="cart-1", abandoned_checkout_url="https://shop.example.com/c/1")
+
+    ticks(t0, 0 * HOUR, 1 * HOUR, 4 * HOUR, 24 * HOUR, 48 * HOUR, 51 * HOUR, 72 * HOUR)
+
+    assert sent(workflow, sanne) == [
+        ("reminder", t0 + 1 * HOUR),
+        ("sms-reminder", t0 + 4 * HOUR),
+        ("social-proof", t0 + 24 * HOUR),
+        ("incentive", t0 + 48 * HOUR),
+        ("sms-discount", t0 + 51 * HOUR),
+        ("last-call", t0 + 72 * HOUR),
+    ]
+    keys = ["reminder", "social-proof", "incentive", "last-call"]
+    assert subjects_to(sanne) == [subject_of("abandoned_cart_sms", key, language, sanne) for key in keys]
+    assert [message.to for message in SMS_SENT] == ["+31612345678", "+31612345678"]
+    assert "COMEBACK10" in SMS_SENT[1].text
+    assert ShortLink.objects.filter(url="https://shop.example.com/c/1").count() == 2
+
+
+def test_cart_sms_needs_sms_consent(anna, send_event, t0):
+    workflow = install_live("abandoned_cart_sms", "nl")
+    send_event("checkout_started", anna.email, t0, token="cart-2")
+
+    tick(t0)
+
+    assert workflow.enrollments.count() == 0
+
+
+def test_cart_sms_exits_on_purchase(sanne, send_event, t0):
+    workflow = install_live("abandoned_cart_sms", "en")
+    send_event("checkout_started", sanne.email, t0, token="cart-3")
+    ticks(t0, 0 * HOUR, 1 * HOUR, 4 * HOUR)
+    send_event("order_placed", sanne.email, t0 + 5 * HOUR, checkout_token="cart-3", total_price="40.00")
+
+    ticks(t0, 5 * HOUR, 24 * HOUR, 48 * HOUR)
+
+    assert [key for key, _at in sent(workflow, sanne)] == ["reminder", "sms-reminder"]
+    assert enrollment_of(sanne, workflow).state == Enrollment.State.EXITED
+
+
+# Post-purchase, first order.
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_post_purchase_full_schedule(language, anna, send_event, t0):
+    workflow = install_live("post_purchase", language)
+    send_event("order_placed", anna.email, t0, total_price="40.00", order_id="1001")
+    tick(t0)
+    send_event("order_fulfilled", anna.email, t0 + 1 * DAY, order_id="1001")
+    tick(t0 + 1 * DAY)
+    send_event("order_delivered", anna.email, t0 + 3 * DAY, order_id="1001")
+
+    ticks(t0, 3 * DAY, 6 * DAY, 10 * DAY, 17 * DAY, 24 * DAY)
+
+    assert sent(workflow, anna) == [
+        ("confirmation", t0),
+        ("shipping", t0 + 1 * DAY),
+        ("product-guide", t0 + 6 * DAY),
+        ("review-request", t0 + 10 * DAY),
+        ("cross-sell", t0 + 17 * DAY),
+        ("loyalty", t0 + 24 * DAY),
+    ]
+    keys = ["confirmation", "shipping", "product-guide", "review-request", "cross-sell", "loyalty"]
+    assert subjects_to(anna) == [subject_of("post_purchase", key, language, anna) for key in keys]
+    assert tags_of(anna) == {"repeat-customer"}
+    assert enrollment_of(anna, workflow).state == Enrollment.State.COMPLETED
+
+
+def test_post_purchase_skips_shipping_after_timeout(anna, send_event, t0):
+    workflow = install_live("post_purchase", "en")
+    send_event("order_placed", anna.email, t0, total_price="40.00")
+
+    ticks(t0, 0 * DAY, 14 * DAY, 28 * DAY, 31 * DAY)
+
+    assert sent(workflow, anna) == [("confirmation", t0), ("product-guide", t0 + 31 * DAY)]
+
+
+def test_post_purchase_only_first_order(anna, send_event, t0):
+    workflow = install_live("post_purchase", "en")
+    send_event("order_placed", anna.email, t0 - 30 * DAY, total_price="25.00")
+    tick(t0 - 30 * DAY)
+    send_event("order_placed", anna.email, t0, total_price="40.00")
+
+    tick(t0)
+
+    assert workflow.enrollments.count() == 1
+    assert enrollment_of(anna, workflow).enrolled_at == t0 - 30 * DAY
+
+
+def test_post_purchase_exits_on_second_order(anna, send_event, t0):
+    workflow = install_live("post_purchase", "en")
+    send_event("order_placed", anna.email, t0, total_price="40.00")
+    tick(t0)
+    send_event("order_placed", anna.email, t0 + 2 * DAY, total_price="15.00")
+
+    tick(t0 + 2 * DAY)
+
+    assert enrollment_of(anna, workflow).state == Enrollment.State.EXITED
+
+
+def test_post_purchase_exits_on_refund(anna, send_event, t0):
+    workflow = install_live("post_purchase", "en")
+    send_event("order_placed", anna.email, t0, total_price="40.00")
+    tick(t0)
+    send_event("refund_created", anna.email, t0 + 2 * DAY, total_price="40.00")
+
+    tick(t0 + 2 * DAY)
+
+    assert enrollment_of(anna, workflow).exit_reason == "exit condition"
+
+
+# Browse abandonment.
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_browse_full_schedule(language, anna, send_event, t0):
+    workflow = install_live("browse_abandonment", language)
+    send_event("product_viewed", anna.email, t0, product_title="Linen shirt", product_url="https://shop.example.com/p/1")
+
+    ticks(t0, 0 * HOUR, 2 * HOUR, 26 * HOUR, 50 * HOUR)
+
+    assert sent(workflow, anna) == [
+        ("reminder", t0 + 2 * HOUR),
+        ("similar-products", t0 + 26 * HOUR),
+        ("category-bestsellers", t0 + 50 * HOUR),
+    ]
+    assert subjects_to(anna)[1:] == [
+        subject_of("browse_abandonment", key, language, anna) for key in ("similar-products", "category-bestsellers")
+    ]
+    assert "Linen shirt" in subjects_to(anna)[0]
+
+
+def test_browse_checkout_started_ends_it(anna, send_event, t0):
+    workflow = install_live("browse_abandonment", "en")
+    send_event("product_viewed", anna.email, t0)
+    tick(t0)
+    send_event("checkout_started", anna.email, t0 + 1 * HOUR, token="cart-9")
+
+    ticks(t0, 1 * HOUR, 2 * HOUR)
+
+    assert sent(workflow, anna) == []
+    assert enrollment_of(anna, workflow).exit_reason == "condition"
+
+
+def test_browse_add_to_cart_exits(anna, send_event, t0):
+    workflow = install_live("browse_abandonment", "en")
+    send_event("product_viewed", anna.email, t0)
+    tick(t0)
+    send_event("product_added_to_cart", anna.email, t0 + 1 * HOUR, cart_token="cart-8")
+
+    tick(t0 + 1 * HOUR)
+
+    assert enrollment_of(anna, workflow).exit_reason == "exit condition"
+
+
+def test_browse_once_per_day(anna, send_event, t0):
+    workflow = install_live("browse_abandonment", "en")
+    send_event("product_viewed", anna.email, t0)
+    tick(t0)
+    Enrollment.objects.update(state=Enrollment.State.COMPLETED)
+    send_event("product_viewed", anna.email, t0 + 12 * HOUR)
+    tick(t0 + 12 * HOUR)
+    assert workflow.enrollments.count() == 1
+
+    send_event("product_viewed", anna.email, t0 + 25 * HOUR)
+    tick(t0 + 25 * HOUR)
+
+    assert workflow.enrollments.count() == 2
+
+
+# Win-back.
+
+# The lapse starts once the last order is more than 60 days old.
+LAPSED = 60 * DAY + timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_win_back_full_schedule(language, anna, send_event, t0):
+    workflow = install_live("win_back", language)
+    send_event("order_placed", anna.email, t0, total_price="30.00")
+    tick(t0)
+    start = t0 + LAPSED
+
+    ticks(start, 0 * DAY, 15 * DAY, 30 * DAY, 45 * DAY, 52 * DAY)
+
+    assert sent(workflow, anna) == [
+        ("miss-you", start),
+        ("new-arrivals", start + 15 * DAY),
+        ("offer", start + 30 * DAY),
+        ("stay-subscribed", start + 45 * DAY),
+    ]
+    keys = ["miss-you", "new-arrivals", "offer", "stay-subscribed"]
+    assert subjects_to(anna) == [subject_of("win_back", key, language, anna) for key in keys]
+    assert tags_of(anna) == {"suppressed-inactive"}
+
+
+def test_win_back_click_keeps_contact_active(anna, send_event, t0):
+    workflow = install_live("win_back", "en")
+    send_event("order_placed", anna.email, t0, total_price="30.00")
+    tick(t0)
+    start = t0 + LAPSED
+    ticks(start, 0 * DAY, 15 * DAY, 30 * DAY, 45 * DAY)
+    send_event("link_clicked", anna.email, start + 46 * DAY, url="https://shop.example.com")
+
+    ticks(start, 46 * DAY, 52 * DAY)
+
+    assert tags_of(anna) == set()
+    assert enrollment_of(anna, workflow).exit_reason == "condition"
+
+
+def test_win_back_purchase_exits(anna, send_event, t0):
+    workflow = install_live("win_back", "en")
+    send_event("order_placed", anna.email, t0, total_price="30.00")
+    tick(t0)
+    start = t0 + LAPSED
+    tick(start)
+    send_event("order_placed", anna.email, start + 10 * DAY, total_price="45.00")
+
+    ticks(start, 10 * DAY, 15 * DAY)
+
+    assert [key for key, _at in sent(workflow, anna)] == ["miss-you"]
+    assert enrollment_of(anna, workflow).state == Enrollment.State.EXITED
+
+
+# VIP recognition.
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_vip_full_schedule(language, anna, t0):
+    workflow = install_live("vip_recognition", language)
+    tick(t0)
+    Contact.objects.filter(pk=anna.pk).update(total_spent=520)
+    start = t0 + timedelta(minutes=1)
+
+    ticks(start, 0 * DAY, 3 * DAY, 10 * DAY)
+
+    assert sent(workflow, anna) == [("congratulations", start), ("benefits", start + 3 * DAY), ("vip-offer", start + 10 * DAY)]
+    keys = ["congratulations", "benefits", "vip-offer"]
+    assert subjects_to(anna) == [subject_of("vip_recognition", key, language, anna) for key in keys]
+    assert tags_of(anna) == {"vip"}
+
+
+def test_vip_below_threshold_not_enrolled(anna, t0):
+    workflow = install_live("vip_recognition", "en")
+    tick(t0)
+    Contact.objects.filter(pk=anna.pk).update(total_spent=499)
+
+    tick(t0 + HOUR)
+
+    assert workflow.enrollments.count() == 0
+
+
+# B2B lead nurturing.
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_lead_nurture_both_branches(language, anna, lotte, send_event, t0, django_capture_on_commit_callbacks):
+    workflow = install_live("b2b_lead_nurturing", language)
+    Contact.objects.filter(pk=anna.pk).update(lead_score=35)
+    send_event("content_downloaded", anna.email, t0, content_title="Guide", content_url="https://shop.example.com/g.pdf")
+    send_event("content_downloaded", lotte.email, t0)
+
+    # The staff notification is sent once the tick commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        ticks(t0, 0 * DAY, 3 * DAY, 7 * DAY, 12 * DAY, 19 * DAY, 26 * DAY)
+
+    schedule = [("content", t0), ("related-content", t0 + 3 * DAY), ("case-study", t0 + 7 * DAY), ("education", t0 + 12 * DAY)]
+    assert sent(workflow, anna) == schedule
+    assert sent(workflow, lotte) == [*schedule, ("demo-invitation", t0 + 19 * DAY)]
+    keys = ["content", "related-content", "case-study", "education", "demo-invitation"]
+    assert subjects_to(lotte) == [subject_of("b2b_lead_nurturing", key, language, lotte) for key in keys]
+    # 35, plus 10 from the default score rule for a download, plus 5 from the workflow on day 3.
+    assert Contact.objects.get(pk=anna.pk).lead_score == 50
+    assert tags_of(anna) == {"sales-ready"}
+    assert tags_of(lotte) == set()
+    assert enrollment_of(lotte, workflow).exit_reason == "condition"
+    staff_mail = [message for message in mail.outbox if message.to == ["sales@example.com"]]
+    assert len(staff_mail) == 1
+    assert "anna@example.com" in staff_mail[0].body
+
+
+def test_lead_nurture_demo_request_exits(anna, send_event, t0):
+    workflow = install_live("b2b_lead_nurturing", "en")
+    send_event("content_downloaded", anna.email, t0)
+    tick(t0)
+    send_event("demo_requested", anna.email, t0 + 2 * DAY)
+
+    ticks(t0, 2 * DAY, 3 * DAY)
+
+    assert [key for key, _at in sent(workflow, anna)] == ["content"]
+    assert enrollment_of(anna, workflow).state == Enrollment.State.EXITED
+
+
+# SaaS trial conversion.
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_trial_both_branches(language, anna, lotte, send_event, t0):
+    workflow = install_live("saas_trial_conversion", language)
+    send_event("signed_up", anna.email, t0, plan="trial")
+    send_event("signed_up", lotte.email, t0, plan="trial")
+    tick(t0)
+    # Anna uses the product on day 5, and Lotte has not been back.
+    send_event("page_viewed", anna.email, t0 + 5 * DAY, url="https://app.example.com/dashboard")
+
+    ticks(t0, 1 * DAY, 2 * DAY, 4 * DAY, 5 * DAY, 6 * DAY, 7 * DAY, 10 * DAY, 12 * DAY, 14 * DAY)
+
+    days = {"day-1": 1, "day-2": 2, "day-4": 4, "day-7": 7, "day-10": 10, "day-12": 12, "day-14": 14}
+    assert sent(workflow, anna) == [(key, t0 + day * DAY) for key, day in days.items()]
+    lotte_keys = ["day-1", "day-2", "day-4", "need-help", "day-7", "day-10", "day-12", "day-14"]
+    assert [key for key, _at in sent(workflow, lotte)] == lotte_keys
+    assert dict(sent(workflow, lotte))["need-help"] == t0 + 6 * DAY
+    assert subjects_to(lotte) == [subject_of("saas_trial_conversion", key, language, lotte) for key in lotte_keys]
+
+
+def test_trial_needs_trial_plan(anna, send_event, t0):
+    workflow = install_live("saas_trial_conversion", "en")
+    send_event("signed_up", anna.email, t0, plan="pro")
+
+    tick(t0)
+
+    assert workflow.enrollments.count() == 0
