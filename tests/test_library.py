@@ -474,3 +474,37 @@ def test_trial_needs_trial_plan(anna, send_event, t0):
     tick(t0)
 
     assert workflow.enrollments.count() == 0
+
+
+# Replenishment.
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_replenishment_full_schedule(language, anna, send_event, t0):
+    workflow = install_live("replenishment", language)
+    items = [{"title": "Supplement, 30 days", "cycle_days": REPLENISHMENT_CYCLES["supplement-30-days"]}]
+    send_event("order_placed", anna.email, t0, total_price="29.95", order_id="2001", line_items=items)
+
+    ticks(t0, 0 * DAY, 22 * DAY, 23 * DAY, 28 * DAY, 35 * DAY)
+
+    assert sent(workflow, anna) == [
+        ("reminder", t0 + 23 * DAY),
+        ("reorder-prompt", t0 + 28 * DAY),
+        ("subscribe-and-save", t0 + 35 * DAY),
+    ]
+    keys = ["reminder", "reorder-prompt", "subscribe-and-save"]
+    assert subjects_to(anna) == [subject_of("replenishment", key, language, anna) for key in keys]
+
+
+def test_replenishment_reorder_restarts_cycle(anna, send_event, t0):
+    workflow = install_live("replenishment", "en")
+    items = [{"title": "Coffee 1 lb", "cycle_days": REPLENISHMENT_CYCLES["coffee-1-lb"]}]
+    send_event("order_placed", anna.email, t0, total_price="14.00", order_id="3001", line_items=items)
+    tick(t0)
+    send_event("order_placed", anna.email, t0 + 10 * DAY, total_price="14.00", order_id="3002", line_items=items)
+
+    tick(t0 + 10 * DAY)
+
+    states = list(workflow.enrollments.order_by("enrolled_at").values_list("state", "exit_reason"))
+    assert states == [(Enrollment.State.EXITED, "exit condition"), (Enrollment.State.ACTIVE, "")]
+    assert workflow.enrollments.get(state=Enrollment.State.ACTIVE).next_run_at == t0 + 22 * DAY

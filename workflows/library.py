@@ -1031,6 +1031,7 @@ TEMPLATES: dict[str, TemplateSpec] = {
         VIP_RECOGNITION,
         B2B_LEAD_NURTURING,
         SAAS_TRIAL_CONVERSION,
+        REPLENISHMENT,
     )
 }
 
