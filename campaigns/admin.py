@@ -4,10 +4,10 @@ import logging
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import escape
@@ -15,14 +15,17 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_POST
 
 from campaigns import rendering
+from campaigns.content_check import check_template
 from campaigns.models import Delivery, MessageTemplate, StepMetric
+from campaigns.preview import render_preview, send_test
 from contacts.models import Contact
 
 logger = logging.getLogger(__name__)
 
-MERGE_FIELDS = ("subject", "preview_text", "body", "cta_text", "cta_url")
+MERGE_FIELDS = ("subject", "fallback_subject", "preview_text", "body", "cta_text", "cta_url")
 
 
 def sample_contact() -> Contact:
@@ -74,8 +77,23 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     search_fields = ["name", "subject", "body"]
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", ("channel", "transactional"), "from_email"]}),
-        (gettext_lazy("Content"), {"fields": ["subject", "preview_text", "body", ("cta_text", "cta_url")]}),
+        (None, {"fields": ["name", ("channel", "purpose", "transactional"), "from_email"]}),
+        (
+            gettext_lazy("Content"),
+            {"fields": ["subject", "fallback_subject", "preview_text", "body", ("cta_text", "cta_url")]},
+        ),
+        (gettext_lazy("SMS"), {"fields": [("sms_max_segments", "sms_track_links")], "classes": ["collapse"]}),
+        (
+            gettext_lazy("WhatsApp"),
+            {
+                "fields": [
+                    ("whatsapp_template_name", "whatsapp_language"),
+                    "whatsapp_parameters",
+                    "whatsapp_provider_template_id",
+                ],
+                "classes": ["collapse"],
+            },
+        ),
         (gettext_lazy("Dates"), {"fields": [("created_at", "updated_at")], "classes": ["collapse"]}),
     ]
 
@@ -92,7 +110,31 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.preview_html_view),
             name=f"{prefix}_preview",
         )
-        return [preview, *super().get_urls()]
+        send_test_url = path(
+            "<int:object_id>/send-test/",
+            self.admin_site.admin_view(require_POST(self.send_test_view)),
+            name=f"{prefix}_send_test",
+        )
+        return [preview, send_test_url, *super().get_urls()]
+
+    def send_test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Send the message, rendered for the chosen contact, to the staff member's own address."""
+        template = get_object_or_404(MessageTemplate, pk=object_id)
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        contact = self.preview_contact(request) or sample_contact()
+        to = (request.POST.get("to") or request.user.email or "").strip()
+        back = reverse("admin:campaigns_messagetemplate_change", args=[template.pk])
+        if request.GET.get("preview_contact"):
+            back += "?" + urlencode({"preview_contact": request.GET["preview_contact"]})
+        try:
+            send_test(template, contact, to, requested_by=request.user.get_username())
+        except (ValueError, rendering.RenderError) as error:
+            self.message_user(request, _("The test was not sent: %(error)s") % {"error": error}, messages.ERROR)
+            return HttpResponseRedirect(back)
+        logger.info("message %s sent as a test to %s for contact %s by %s", template.pk, to, contact.pk, request.user.pk)
+        self.message_user(request, _("A test of this message was sent to %(to)s.") % {"to": to}, messages.SUCCESS)
+        return HttpResponseRedirect(back)
 
     def preview_contact(self, request: HttpRequest) -> Contact | None:
         """Return the contact chosen for the preview, or None for the sample contact."""
@@ -132,12 +174,20 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             "preview_url": reverse("admin:campaigns_messagetemplate_preview", args=[template.pk])
             + (f"?{query}" if query else ""),
             "preview": None,
+            "channel_preview": None,
             "preview_error": "",
+            "send_test_url": reverse("admin:campaigns_messagetemplate_send_test", args=[template.pk])
+            + (f"?{query}" if query else ""),
+            "send_test_to": request.user.email,
+            "content_problems": check_template(template),
         }
         try:
-            context["preview"] = rendering.render_email(template, contact or sample_contact())
+            rendered = render_preview(template, contact or sample_contact())
         except rendering.RenderError as error:
             context["preview_error"] = str(error)
+            return context
+        context["preview"] = rendered.email
+        context["channel_preview"] = rendered.sms or rendered.whatsapp
         return context
 
 

@@ -830,3 +830,32 @@ def test_delivery_filter_shows_error(staff_client, shop):
 
     assert list(response.context["cl"].queryset) == [shop["delivery"]]
     assert "SMTP 550 mailbox unavailable" in response.text
+
+
+def test_message_send_test_goes_to_staff(staff_client, shop, staff_user):
+    from django.core import mail
+
+    template = shop["email_step"].template
+    url = reverse("admin:campaigns_messagetemplate_send_test", args=[template.pk])
+
+    response = staff_client.post(url, {"to": "marieke@example.com"}, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["marieke@example.com"]
+    assert mail.outbox[0].subject.startswith("[TEST]")
+    page = staff_client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="en").text
+    assert "A test of this message was sent to marieke@example.com." in page
+    assert "Send test" in page
+
+
+def test_message_send_test_rejects_bad_address(staff_client, shop):
+    from django.core import mail
+
+    template = shop["email_step"].template
+    url = reverse("admin:campaigns_messagetemplate_send_test", args=[template.pk])
+
+    response = staff_client.post(url, {"to": "not-an-address"}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert len(mail.outbox) == 0
+    assert "The test was not sent:" in response.text
