@@ -164,3 +164,32 @@ def test_wait_settings_validated(db):
     assert "wait_days" in step.wait_errors()
     step.wait_days = 5
     assert step.wait_errors() == {}
+
+
+def test_wait_until_date_from_attribute(anna, make_workflow, send_event, t0):
+    anna.attributes = {"event_date": "2026-11-20"}
+    anna.save()
+    make_workflow(
+        [
+            {"kind": "wait", "wait_mode": Step.WaitMode.UNTIL_DATE, "wait_data_path": "attributes.event_date", "wait_time": time(8, 30)},
+            {"kind": "send_email"},
+        ]
+    )
+    send_event("signed_up", anna.email, t0)
+
+    tick(t0)
+
+    # 20 November 08:30 in Amsterdam (CET, UTC+1).
+    assert enrollment_of(anna).next_run_at == datetime(2026, 11, 20, 7, 30, tzinfo=UTC)
+
+
+def test_wait_until_past_date_continues(anna, make_workflow, send_event, t0):
+    make_workflow(
+        [{"kind": "wait", "wait_mode": Step.WaitMode.UNTIL_DATE, "wait_data_path": "trigger.delivery_date"}, {"kind": "send_email"}],
+        trigger_event="order_placed",
+    )
+    send_event("order_placed", anna.email, t0, total_price="10.00", delivery_date="2026-10-01")
+
+    tick(t0)
+
+    assert len(mail.outbox) == 1

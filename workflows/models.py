@@ -265,6 +265,7 @@ class Step(models.Model):
     class WaitMode(models.TextChoices):
         DURATION = "duration", _("For a duration")
         UNTIL_TIME = "until_time", _("Until a weekday and time (contact's time zone)")
+        UNTIL_DATE = "until_date", _("Until a date from data, at the time of day (contact's time zone)")
         UNTIL_EVENT = "until_event", _("Until an event happens, with the duration as timeout")
         FROM_DATA = "from_data", _("For a number of days taken from data, minus the days below")
 
@@ -364,6 +365,10 @@ class Step(models.Model):
                 return {"wait_event": _("Enter the event to wait for, e.g. order_fulfilled.")}
             if not self.wait_duration:
                 return {"wait_days": _("Set the timeout in days, hours or minutes.")}
+        if mode == self.WaitMode.UNTIL_DATE and not (
+            self.wait_data_path.startswith(("trigger.", "attributes.")) and len(self.wait_data_path.split(".")) >= 2
+        ):
+            return {"wait_data_path": _("Enter where the date is, e.g. attributes.event_date or trigger.delivery_date.")}
         if mode == self.WaitMode.FROM_DATA and not (
             self.wait_data_path.startswith(("trigger.", "attributes.")) and len(self.wait_data_path.split(".")) >= 2
         ):

@@ -6,7 +6,7 @@ before a daylight-saving change ends at 09:00 local time on Sunday; hours and mi
 
 import logging
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -147,7 +147,8 @@ def days_at(path: str, context: dict[str, Any], attributes: dict[str, Any]) -> D
     return min(numbers) if numbers else None
 
 
-def wait_from_data(batch: Batch, step: Step, runs: list[Run]) -> None:
+def enrollment_data(runs: list[Run]) -> dict[int, tuple[dict, dict, str]]:
+    """Return each run's trigger data, contact attributes and time zone, in one query per chunk."""
     ids = [run.id for run in runs]
     rows: dict[int, tuple[dict, dict, str]] = {}
     for start in range(0, len(ids), CHUNK):
@@ -155,6 +156,11 @@ def wait_from_data(batch: Batch, step: Step, runs: list[Run]) -> None:
             "pk", "context", "contact__attributes", "contact__time_zone"
         ):
             rows[pk] = (context or {}, attributes or {}, zone_name)
+    return rows
+
+
+def wait_from_data(batch: Batch, step: Step, runs: list[Run]) -> None:
+    rows = enrollment_data(runs)
 
     for run in runs:
         context, attributes, zone_name = rows.get(run.id, ({}, {}, ""))
@@ -170,7 +176,41 @@ def wait_from_data(batch: Batch, step: Step, runs: list[Run]) -> None:
         batch.advance(run, step, until)
 
 
+def value_at(path: str, context: dict[str, Any], attributes: dict[str, Any]) -> Any:
+    source, _dot, rest = path.partition(".")
+    value: Any = context if source == "trigger" else attributes
+    for part in rest.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def wait_until_date(batch: Batch, step: Step, runs: list[Run]) -> None:
+    rows = enrollment_data(runs)
+    moment = step.wait_time or time(9, 0)
+    for run in runs:
+        context, attributes, zone_name = rows.get(run.id, ({}, {}, ""))
+        day = parse_day(value_at(step.wait_data_path, context, attributes))
+        if day is None:
+            batch.log(run, step, StepLog.Outcome.WAITED, f"no date at {step.wait_data_path}, continued at once")
+            batch.advance(run, step, batch.now)
+            continue
+        # A date already past continues at once rather than waiting for next year.
+        until = max(at_local(day, moment, zone_name or None), batch.now)
+        batch.log(run, step, StepLog.Outcome.WAITED, f"until {until.isoformat()}")
+        batch.advance(run, step, until)
+
+
+def parse_day(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
 HANDLERS = {
+    Step.WaitMode.UNTIL_DATE: wait_until_date,
     Step.WaitMode.DURATION: wait_duration,
     Step.WaitMode.UNTIL_TIME: wait_until_time,
     Step.WaitMode.UNTIL_EVENT: wait_for_event,
