@@ -424,7 +424,7 @@ def test_cancel_and_refund_lower_order_facts(anna, send_event, t0):
     assert anna.total_spent == Decimal("64.50")
 
 
-def test_activation_blocked_by_broken_message(make_workflow):
+def test_activation_blocked_by_broken_message(make_workflow, english):
     workflow = make_workflow([{"kind": "send_email", "body": "Hello {{ first_name|nosuchfilter }}"}], live=False)
 
     problems = activate(workflow)
