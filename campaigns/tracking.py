@@ -176,7 +176,14 @@ def record_unsubscribe(
 def record_event(delivery: Delivery, event_type: str, at: datetime, properties: dict[str, Any], *, unique: bool = True) -> None:
     """Store an engagement event for the inbox; a unique one is keyed so a repeat is not stored twice."""
     properties = {**properties, "delivery_id": delivery.pk, "message": delivery.template_id}
-    fields = {"type": event_type, "contact_id": delivery.contact_id, "occurred_at": at, "properties": properties}
+    # received_at follows the given time, so a simulation on a virtual clock sees the event arrive then.
+    fields = {
+        "type": event_type,
+        "contact_id": delivery.contact_id,
+        "occurred_at": at,
+        "received_at": at,
+        "properties": properties,
+    }
     if not unique:
         Event.objects.create(source=Event.Source.TRACKING, **fields)
         return

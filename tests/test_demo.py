@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from campaigns.models import Delivery
-from contacts.models import Contact
+from contacts.models import Contact, Event
 from workflows.models import Enrollment, Workflow
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
@@ -35,6 +35,10 @@ def test_demo_ends_with_sends_and_conversions(settings):
     assert "Welcome series (Live)" in output
     assert "Abandoned cart recovery (Live)" in output
     assert "1. Email 1: welcome with 15% code" in output
+    # Opens and clicks of the simulated recipients arrive on the virtual clock and are processed
+    # within the demo, not left for the first real tick.
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+    assert Contact.objects.filter(lead_score__gt=0).exists()
 
     table = run_command("workflow_report", "Welcome series")
     assert table.splitlines()[0] == "Welcome series (Live)"
