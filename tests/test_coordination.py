@@ -795,3 +795,19 @@ def test_resume_admin_action_skips_live(client, staff_user, make_workflow):
     )
 
     assert [message.level for message in response.context["messages"]] == [messages.WARNING]
+
+
+def test_deferred_send_counts_entered_once(anna, make_workflow, send_event, t0):
+    from campaigns.models import StepMetric
+
+    make_workflow([{"kind": "send_email"}], name="Night")
+    # 23:00 in Amsterdam is inside the default quiet hours (21:00-08:00), so the send is deferred.
+    late = t0.replace(hour=22)
+    send_event("signed_up", anna.email, late)
+
+    tick(late)
+    tick(late + timedelta(hours=1))
+    tick(late + timedelta(hours=9))
+
+    assert sum(StepMetric.objects.filter(step__workflow__name="Night").values_list("entered", flat=True)) == 1
+    assert sum(StepMetric.objects.filter(step__workflow__name="Night").values_list("sent", flat=True)) == 1

@@ -86,7 +86,8 @@ def run_send(batch: Batch, step: Step, runs: list[Run]) -> None:
         elif verdict.action == policy.Action.DEFER:
             # The run stays on this step with the same visit, so later steps wait and the delivery key stays the same.
             batch.log(run, step, StepLog.Outcome.DEFERRED, verdict.reason)
-            batch.hold(run, verdict.until, None)
+            # waiting_since marks the visit as already entered, so a retry is not counted again.
+            batch.hold(run, verdict.until, run.waiting_since or batch.now)
         elif verdict.action == policy.Action.EXIT:
             batch.finish(run, Enrollment.State.EXITED, verdict.reason, step)
         else:
@@ -169,5 +170,6 @@ RUNNERS = {
 
 
 def run_step(batch: Batch, step: Step, runs: list[Run], now: datetime) -> None:
-    batch.metrics.add(step.pk, now, "entered", len(runs))
+    # A run that waits on this step already (a deferred send, a wait for an event) entered it before.
+    batch.metrics.add(step.pk, now, "entered", sum(1 for run in runs if run.waiting_since is None))
     RUNNERS[step.kind](batch, step, runs)
