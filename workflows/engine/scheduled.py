@@ -1,8 +1,8 @@
 """Triggers the tick fires by itself: contact dates, inactivity, cron schedules and condition changes.
 
-Each fires once per occurrence: the occurrence is the enrollment's key (the year of a birthday, the
-last order of a lapse, the time of a scheduled run, the moment a condition started to match), and
-a key already used in the workflow, in any state, is not used again.
+Each fires once per occurrence, and the occurrence is the enrollment's key: the year of a
+birthday, the last order of a lapse, the time of a scheduled run, or the moment a condition
+started to match. A key already used in the workflow, in any state, is not used again.
 """
 
 import logging
@@ -78,8 +78,8 @@ def fire_date(workflow: Workflow, now: datetime) -> int:
     offset = timedelta(days=workflow.trigger_offset_days)
     moment = workflow.trigger_time or DEFAULT_TRIGGER_TIME
 
-    # Contacts' local dates lie within a day of UTC's; look for original dates whose anniversary
-    # minus the offset is one of those days, then decide per contact in their own time zone.
+    # Contacts' local dates lie within a day of UTC's. The query looks for original dates whose
+    # anniversary minus the offset is one of those days; each contact's own zone then decides.
     month_days = {((now + timedelta(days=shift)).date() - offset).timetuple()[1:3] for shift in (-1, 0, 1)}
     if (2, 28) in month_days:
         month_days.add((2, 29))

@@ -1,7 +1,8 @@
 """Wait steps: a duration, until a local weekday and time, until an event (with a timeout), or days from data.
 
-Days are calendar days in the contact's time zone, so a one-day wait from 09:00 on the Saturday
-before a daylight-saving change ends at 09:00 local time on Sunday; hours and minutes are exact.
+Days are calendar days in the contact's time zone. A one-day wait from 09:00 on the Saturday
+before a daylight-saving change therefore ends at 09:00 local time on Sunday. Hours and minutes
+are exact durations.
 """
 
 import logging
