@@ -2,8 +2,10 @@
 
 import logging
 from collections import defaultdict
+from datetime import datetime, timedelta
 
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Value
+from django.db.models.functions import Greatest
 
 from contacts import conditions
 from contacts.models import Contact, Event, ScoreRule
@@ -36,3 +38,21 @@ def apply_rules(events: list[Event]) -> int:
         Contact.objects.filter(pk__in=contact_ids).update(lead_score=F("lead_score") + total)
     logger.info("lead score rules matched %s times for %s contacts", matches, len(points))
     return matches
+
+
+def decay_scores(now: datetime, *, points: int, idle_days: int) -> int:
+    """Take ``points`` off the lead score of contacts with no event in ``idle_days`` days, never below zero.
+
+    Returns how many contacts lost points. Runs once a day from its own schedule, so a score fades by
+    ``points`` for each idle day.
+    """
+    if points <= 0 or idle_days <= 0:
+        return 0
+    recent = Event.objects.filter(contact_id=OuterRef("pk"), occurred_at__gte=now - timedelta(days=idle_days))
+    decayed = (
+        Contact.objects.filter(lead_score__gt=0)
+        .exclude(Exists(recent))
+        .update(lead_score=Greatest(F("lead_score") - points, Value(0)))
+    )
+    logger.info("lead scores of %s idle contacts decayed by %s", decayed, points)
+    return decayed

@@ -125,6 +125,9 @@ MKTAUTO_BASE_URL = os.environ.get("MKTAUTO_BASE_URL", "http://127.0.0.1:8000").r
 MKTAUTO_UNSUBSCRIBE_MAILTO = os.environ.get("MKTAUTO_UNSUBSCRIBE_MAILTO", "")
 # The Shopify app's client secret; verifies webhooks from shops that have no Shop row.
 MKTAUTO_SHOPIFY_WEBHOOK_SECRET = os.environ.get("MKTAUTO_SHOPIFY_WEBHOOK_SECRET", "")
+# Lead score decay: points taken off once a day from contacts with no event in the idle window; 0 is off.
+MKTAUTO_SCORE_DECAY_POINTS = int(os.environ.get("MKTAUTO_SCORE_DECAY_POINTS", "0"))
+MKTAUTO_SCORE_DECAY_IDLE_DAYS = int(os.environ.get("MKTAUTO_SCORE_DECAY_IDLE_DAYS", "30"))
 MKTAUTO_DEFAULT_CURRENCY = os.environ.get("MKTAUTO_DEFAULT_CURRENCY", "EUR")
 MKTAUTO_DEFAULT_PHONE_REGION = os.environ.get("MKTAUTO_DEFAULT_PHONE_REGION", "NL")
 MKTAUTO_BRAND_NAME = os.environ.get("MKTAUTO_BRAND_NAME", "Demo Shop")

@@ -35,9 +35,9 @@ def test_qcluster_runs_tick_schedule(tmp_path):
     manage(env, "ingest_events", str(events_file))
 
     with sqlite3.connect(database) as connection:
-        schedule = connection.execute("select func, schedule_type, minutes from django_q_schedule").fetchall()
+        schedule = connection.execute("select func, schedule_type, minutes from django_q_schedule order by func").fetchall()
         pending = connection.execute("select count(*) from contacts_event where processed_at is null").fetchone()[0]
-    assert schedule == [("workflows.tasks.run_tick", "I", 1)]
+    assert schedule == [("workflows.tasks.run_score_decay", "D", None), ("workflows.tasks.run_tick", "I", 1)]
     assert pending == 1
 
     cluster = subprocess.Popen(
@@ -60,7 +60,7 @@ def test_qcluster_runs_tick_schedule(tmp_path):
 
     assert processed == 1, output[-3000:]
     with sqlite3.connect(database) as connection:
-        task = connection.execute("select func, success, result from django_q_task order by started desc limit 1").fetchone()
+        task = connection.execute("select func, success, result from django_q_task where func = 'workflows.tasks.run_tick' order by started desc limit 1").fetchone()
     assert task[0] == "workflows.tasks.run_tick"
     assert task[1] == 1
     # django-q2 stores results pickled and base64-encoded.

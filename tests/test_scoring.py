@@ -59,3 +59,32 @@ def test_rule_filter_validated():
 
     with pytest.raises(Exception, match="unknown operator 'like'"):
         rule.full_clean()
+
+
+def test_decay_lowers_idle_scores_only(anna, bram, chris, t0):
+    from contacts.models import Contact, Event
+    from contacts.scoring import decay_scores
+
+    Contact.objects.filter(pk__in=[anna.pk, bram.pk]).update(lead_score=12)
+    Contact.objects.filter(pk=chris.pk).update(lead_score=3)
+    Event.objects.create(source="api", type="page_viewed", contact=bram, occurred_at=t0 - timedelta(days=2))
+
+    decayed = decay_scores(t0, points=5, idle_days=30)
+
+    scores = dict(Contact.objects.values_list("email", "lead_score"))
+    assert decayed == 2
+    assert scores["anna@example.com"] == 7
+    assert scores["bram@example.com"] == 12
+    assert scores["chris@example.com"] == 0
+
+
+def test_decay_off_by_default(anna, t0, settings):
+    from workflows.tasks import run_score_decay
+
+    anna.lead_score = 12
+    anna.save()
+
+    assert settings.MKTAUTO_SCORE_DECAY_POINTS == 0
+    assert run_score_decay() == "decayed=0"
+    anna.refresh_from_db()
+    assert anna.lead_score == 12
