@@ -231,6 +231,61 @@ WELCOME_SERIES = TemplateSpec(
     ],
 )
 
+# The cart emails the email-only and the email + SMS cart workflows share.
+CART_REMINDER = email(
+    "reminder",
+    _("Email 1: you left something behind"),
+    _("{{ first_name|default:'Hi' }}, you left something in your cart"),
+    _("Your items are saved for you."),
+    _("Hi {{ first_name|default:'there' }},\n\nYou were almost done. Your cart is saved, so you can pick up where you left off."),
+    _("Complete my order"),
+    CART_URL,
+)
+
+CART_SOCIAL_PROOF = email(
+    "social-proof",
+    _("Email 2: others love it too"),
+    _("Still thinking it over?"),
+    _("See why customers chose the same items."),
+    _(
+        "Hi {{ first_name|default:'there' }},\n\nThe items in your cart are among our best rated. Free returns "
+        "within 30 days, so you can order without risk."
+    ),
+    _("Back to my cart"),
+    CART_URL,
+)
+
+CART_INCENTIVE = email(
+    "incentive",
+    # xgettext:no-python-format
+    _("Email 3: 10% off your cart"),
+    # xgettext:no-python-format
+    _("10% off to complete your order"),
+    _("Use code COMEBACK10 today."),
+    _(
+        # xgettext:no-python-format
+        "Hi {{ first_name|default:'there' }},\n\nWe would love to see you complete your order. Use code "
+        "**COMEBACK10** for 10% off your cart."
+    ),
+    # xgettext:no-python-format
+    _("Use my 10% off"),
+    CART_URL,
+)
+
+CART_LAST_CALL = email(
+    "last-call",
+    _("Email 4: last call"),
+    _("Your cart expires soon"),
+    _("Last chance: your items and your discount."),
+    _(
+        "Hi {{ first_name|default:'there' }},\n\nThis is our last reminder. We cannot hold your items much longer, "
+        "and code **COMEBACK10** expires tonight."
+    ),
+    _("Complete my order"),
+    CART_URL,
+)
+
+
 ABANDONED_CART = TemplateSpec(
     slug="abandoned_cart",
     name=_("Abandoned cart recovery"),
@@ -248,64 +303,16 @@ ABANDONED_CART = TemplateSpec(
     goal_target_percent=Decimal("10"),
     priority=20,
     steps=[
-        # The checkout counts as abandoned when no order for it follows within an hour; the exit
-        # condition, checked before every step, ends the enrollment when one does.
+        # The checkout counts as abandoned when no order for it follows within an hour. The exit
+        # condition is checked before every step, so such an order ends the enrollment.
         wait("abandoned-after-1h", hours=1),
-        email(
-            "reminder",
-            _("Email 1: you left something behind"),
-            _("{{ first_name|default:'Hi' }}, you left something in your cart"),
-            _("Your items are saved for you."),
-            _(
-                "Hi {{ first_name|default:'there' }},\n\nYou were almost done. Your cart is saved, so you can pick up "
-                "where you left off."
-            ),
-            _("Complete my order"),
-            "{{ trigger.abandoned_checkout_url|default:shop_url }}",
-        ),
+        CART_REMINDER,
         wait("wait-day-1", hours=23),
-        email(
-            "social-proof",
-            _("Email 2: others love it too"),
-            _("Still thinking it over?"),
-            _("See why customers chose the same items."),
-            _(
-                "Hi {{ first_name|default:'there' }},\n\nThe items in your cart are among our best rated. Free returns "
-                "within 30 days, so you can order without risk."
-            ),
-            _("Back to my cart"),
-            "{{ trigger.abandoned_checkout_url|default:shop_url }}",
-        ),
+        CART_SOCIAL_PROOF,
         wait("wait-day-2", hours=24),
-        email(
-            "incentive",
-            # xgettext:no-python-format
-            _("Email 3: 10% off your cart"),
-            # xgettext:no-python-format
-            _("10% off to complete your order"),
-            _("Use code COMEBACK10 today."),
-            _(
-                # xgettext:no-python-format
-                "Hi {{ first_name|default:'there' }},\n\nWe would love to see you complete your order. Use code "
-                "**COMEBACK10** for 10% off your cart."
-            ),
-            # xgettext:no-python-format
-            _("Use my 10% off"),
-            "{{ trigger.abandoned_checkout_url|default:shop_url }}",
-        ),
+        CART_INCENTIVE,
         wait("wait-day-3", hours=24),
-        email(
-            "last-call",
-            _("Email 4: last call"),
-            _("Your cart expires soon"),
-            _("Last chance: your items and your discount."),
-            _(
-                "Hi {{ first_name|default:'there' }},\n\nThis is our last reminder. We cannot hold your items much longer, "
-                "and code **COMEBACK10** expires tonight."
-            ),
-            _("Complete my order"),
-            "{{ trigger.abandoned_checkout_url|default:shop_url }}",
-        ),
+        CART_LAST_CALL,
     ],
 )
 
@@ -332,21 +339,10 @@ ABANDONED_CART_SMS = TemplateSpec(
     # Above the email-only cart workflow, so a contact in both gets the SMS version's messages first.
     priority=25,
     # NOTE: the default sending policy (no SMS on a day that had an email, 1 SMS and 3 emails per 7 days)
-    # defers the first SMS to the next morning and skips the second one; relax it for this schedule.
+    # defers the first SMS to the next morning and skips the second one. Relax it for this schedule.
     steps=[
         wait("abandoned-after-1h", hours=1),
-        email(
-            "reminder",
-            _("Email 1: you left something behind"),
-            _("{{ first_name|default:'Hi' }}, you left something in your cart"),
-            _("Your items are saved for you."),
-            _(
-                "Hi {{ first_name|default:'there' }},\n\nYou were almost done. Your cart is saved, so you can pick up "
-                "where you left off."
-            ),
-            _("Complete my order"),
-            CART_URL,
-        ),
+        CART_REMINDER,
         wait("wait-hour-4", hours=3),
         sms(
             "sms-reminder",
@@ -357,35 +353,9 @@ ABANDONED_CART_SMS = TemplateSpec(
             ),
         ),
         wait("wait-day-1", hours=20),
-        email(
-            "social-proof",
-            _("Email 2: others love it too"),
-            _("Still thinking it over?"),
-            _("See why customers chose the same items."),
-            _(
-                "Hi {{ first_name|default:'there' }},\n\nThe items in your cart are among our best rated. Free returns "
-                "within 30 days, so you can order without risk."
-            ),
-            _("Back to my cart"),
-            CART_URL,
-        ),
+        CART_SOCIAL_PROOF,
         wait("wait-day-2", hours=24),
-        email(
-            "incentive",
-            # xgettext:no-python-format
-            _("Email 3: 10% off your cart"),
-            # xgettext:no-python-format
-            _("10% off to complete your order"),
-            _("Use code COMEBACK10 today."),
-            _(
-                # xgettext:no-python-format
-                "Hi {{ first_name|default:'there' }},\n\nWe would love to see you complete your order. Use code "
-                "**COMEBACK10** for 10% off your cart."
-            ),
-            # xgettext:no-python-format
-            _("Use my 10% off"),
-            CART_URL,
-        ),
+        CART_INCENTIVE,
         wait("wait-discount-sms", hours=3),
         sms(
             "sms-discount",
@@ -397,18 +367,7 @@ ABANDONED_CART_SMS = TemplateSpec(
             ),
         ),
         wait("wait-day-3", hours=21),
-        email(
-            "last-call",
-            _("Email 4: last call"),
-            _("Your cart expires soon"),
-            _("Last chance: your items and your discount."),
-            _(
-                "Hi {{ first_name|default:'there' }},\n\nThis is our last reminder. We cannot hold your items much longer, "
-                "and code **COMEBACK10** expires tonight."
-            ),
-            _("Complete my order"),
-            CART_URL,
-        ),
+        CART_LAST_CALL,
     ],
 )
 
@@ -833,8 +792,8 @@ SAAS_TRIAL_CONVERSION = TemplateSpec(
     # The catalogue has no trial_started event: a sign-up with the property plan = trial starts the trial.
     trigger_event="signed_up",
     trigger_filter={"property": "plan", "op": "eq", "value": "trial"},
-    # NOTE: eight emails in 14 days exceed the default cap of 3 promotional emails per 7 days, which
-    # defers the later ones; raise the cap or expect a slower schedule.
+    # NOTE: eight emails in 14 days exceed the default cap of 3 promotional emails per 7 days, so the
+    # later ones are deferred. Raise the cap or expect a slower schedule.
     exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
     goal_event="order_placed",
     goal_window_days=21,
