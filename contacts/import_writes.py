@@ -89,7 +89,11 @@ class RowWriter:
         # The backend writes the conflict clause, as bulk_create() would: ON CONFLICT ... DO UPDATE
         # on both backends, and INSERT OR IGNORE (SQLite) or ON CONFLICT DO NOTHING (PostgreSQL).
         update_columns = [model._meta.get_field(name).column for name in update_fields]
-        on_conflict = OnConflict.UPDATE if update_columns else OnConflict.IGNORE if ignore_conflicts else None
+        on_conflict = None
+        if update_columns:
+            on_conflict = OnConflict.UPDATE
+        elif ignore_conflicts:
+            on_conflict = OnConflict.IGNORE
         quote = connection.ops.quote_name
         columns = ", ".join(quote(field.column) for field in self.fields)
         placeholders = ", ".join(["%s"] * len(self.fields))

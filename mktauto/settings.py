@@ -109,7 +109,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 
-# Language: Dutch first; LocaleMiddleware serves English to a browser that asks for it.
+# Language: Dutch first. LocaleMiddleware serves English to a browser whose Accept-Language requests it.
 LANGUAGE_CODE = os.environ.get("MKTAUTO_LANGUAGE_CODE", "nl")
 LANGUAGES = [("nl", _("Dutch")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
@@ -196,7 +196,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"pixel": os.environ.get("MKTAUTO_PIXEL_RATE", "120/min")},
 }
 
-# A storefront pixel posts events from the shop's own domain, so the events API answers CORS
+# A storefront pixel posts events from the shop's own domain, so the events API accepts CORS
 # requests from any origin. It authenticates with a key in a header and never with cookies, so
 # no credentials cross origins; every other URL keeps the same-origin policy.
 CORS_URLS_REGEX = r"^/api/events$"

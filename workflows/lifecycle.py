@@ -1,4 +1,4 @@
-"""Changing a workflow's status: activation checks that it can run; pausing holds its enrollments."""
+"""Changing a workflow's status. Activation checks that it can run, and pausing keeps its enrollments where they are."""
 
 import logging
 

@@ -488,7 +488,7 @@ class TriggerState(models.Model):
 
 
 class StepLog(models.Model):
-    """What happened to one enrollment at one step, including every skip and its reason."""
+    """The record of one enrollment at one step, including every skip and its reason."""
 
     class Outcome(models.TextChoices):
         ENTERED = "entered", _("Entered")

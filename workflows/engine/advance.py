@@ -14,7 +14,7 @@ from workflows.models import Enrollment, StepLog, Workflow
 
 logger = logging.getLogger(__name__)
 
-# Instant steps (tag, condition, send) chain within one tick; this many rounds is far beyond any
+# Instant steps (tag, condition, send) chain within one tick. This many rounds is far beyond any
 # sane workflow, so reaching it means a loop without a wait. Such enrollments stay due and move on
 # in the next tick instead of spinning this one.
 MAX_ROUNDS = 50
