@@ -1,88 +1,19 @@
 """In-memory state of one locked batch of enrollments, written back with grouped updates."""
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from django.db import connection
-from django.db.models import F, Model
-from django.db.models.constants import OnConflict
+from django.db.models import F
 
 from campaigns.metrics import MetricBatch
+from mktauto.bulk_insert import insert_rows
 from workflows.models import Enrollment, Step, StepLog, Workflow
 
 CHUNK = 5000
 
-# Field types whose Python values (int, str, bool, None) every backend takes as they are, so
-# insert_rows can pass them through without get_db_prep_save.
-PLAIN_TYPES = {
-    "BigAutoField",
-    "BigIntegerField",
-    "BooleanField",
-    "CharField",
-    "IntegerField",
-    "PositiveIntegerField",
-    "PositiveSmallIntegerField",
-    "SmallIntegerField",
-    "TextField",
-}
-
 # One step log as (enrollment id, step id, visit, outcome, reason). Batch.write adds the batch's time.
 LogRow = tuple[int, int | None, int, str, str]
-
-
-def insert_rows(
-    model: type[Model],
-    columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
-    constants: dict[str, Any],
-    *,
-    ignore_conflicts: bool = False,
-) -> None:
-    """Insert ``rows`` (values for ``columns``) with executemany. Other fields get ``constants`` or their default.
-
-    bulk_create builds a model instance per row and prepares every value through the ORM, which
-    costs several times the database write at tick sizes. Here only the constants are prepared,
-    once, so the varying columns must be of PLAIN_TYPES. Like bulk_create this sends no signals.
-    The database assigns the primary key.
-    """
-    if not rows:
-        return
-
-    fields = {field.attname: field for field in model._meta.concrete_fields if not field.primary_key}
-    unknown = sorted((set(columns) | set(constants)) - set(fields))
-    if unknown:
-        raise ValueError(f"{model.__name__} has no fields {unknown}. Use attribute names such as step_id.")
-    for name in columns:
-        # A foreign key's values are those of the primary key it points to.
-        value_field = fields[name].target_field if fields[name].is_relation else fields[name]
-        if value_field.get_internal_type() not in PLAIN_TYPES:
-            raise ValueError(f"{model.__name__}.{name} needs preparing for the database. Pass it in constants instead.")
-    # bulk_create would stamp these through pre_save, which this path skips.
-    stamped = [
-        name for name, field in fields.items() if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-    ]
-    if stamped:
-        raise ValueError(f"{model.__name__} has auto_now fields {stamped}, which insert_rows does not set. Use bulk_create.")
-
-    fixed_fields = [field for name, field in fields.items() if name not in columns]
-    fixed = tuple(
-        field.get_db_prep_save(constants[field.attname] if field.attname in constants else field.get_default(), connection)
-        for field in fixed_fields
-    )
-    names = ", ".join(connection.ops.quote_name(field.column) for field in [*map(fields.get, columns), *fixed_fields])
-    placeholders = ", ".join(["%s"] * len(fields))
-    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
-    suffix = connection.ops.on_conflict_suffix_sql(list(fields.values()), on_conflict, None, None)
-    sql = (
-        f"{connection.ops.insert_statement(on_conflict=on_conflict)} {connection.ops.quote_name(model._meta.db_table)} "
-        f"({names}) VALUES ({placeholders}) {suffix}"
-    )
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), CHUNK):
-            cursor.executemany(sql, [row + fixed for row in rows[start : start + CHUNK]])
 
 
 @dataclass(slots=True)
