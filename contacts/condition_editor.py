@@ -278,11 +278,14 @@ def build_schema(*, allow_properties: bool, event_types: set[str] = frozenset(),
 
 class ConditionWidget(JSONFormWidget):
     def __init__(self, *, allow_properties: bool = False, attrs: dict | None = None) -> None:
-        super().__init__(schema=self.schema_for_render, attrs=attrs)
+        # get_schema below builds the schema at render time, so none is stored here.
+        super().__init__(schema={}, attrs=attrs)
         self.allow_properties = allow_properties
         self.rendered_data: Any = None
 
-    def schema_for_render(self) -> dict:
+    def get_schema(self) -> dict:
+        # Built from this widget's own state at render time. A bound method stored as the schema
+        # would keep reading the widget it was made on, while each form renders a shallow copy.
         return build_schema(
             allow_properties=self.allow_properties,
             event_types=names_in_use(self.rendered_data, "event"),

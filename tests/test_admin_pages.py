@@ -473,6 +473,17 @@ def test_condition_editor_shows_tree_as_form(staff_client, shop):
     }
 
 
+def test_condition_editor_keeps_event_type_outside_catalogue(staff_client, shop):
+    Workflow.objects.filter(pk=shop["cart"].pk).update(
+        exit_condition={"event": "loyalty_card_scanned", "since": "enrollment"}
+    )
+
+    response = staff_client.get(admin_url(shop["cart"]), HTTP_ACCEPT_LANGUAGE="en")
+
+    # Each form renders a copy of the widget; the copy's schema must list the event the tree names.
+    assert '"title": "loyalty_card_scanned", "value": "loyalty_card_scanned"' in response.text.replace("&quot;", '"')
+
+
 def test_invalid_condition_error_beside_field(staff_client, shop):
     url = admin_url(shop["cart"])
     data = form_values(staff_client.get(url).text, "workflow_form")
