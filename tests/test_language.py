@@ -284,6 +284,23 @@ def test_report_output_dutch_by_default(db, no_active_language):
     assert lines[3].split() == ["Stap", "Binnengekomen", "Verzonden", "Geopend", "Geklikt", "Geconverteerd", "Omzet"]
 
 
+def test_report_figures_in_dutch_number_format(db, no_active_language, anna, t0):
+    from decimal import Decimal
+
+    from workflows.models import Enrollment
+
+    workflow = install_template("abandoned_cart", language="nl")
+    Workflow.objects.filter(pk=workflow.pk).update(goal_target_percent=Decimal("12.5"))
+    Enrollment.objects.create(
+        workflow=workflow, contact=anna, enrolled_at=t0, state="completed", converted_at=t0, revenue=Decimal("1234.5")
+    )
+    output = io.StringIO()
+
+    call_command("workflow_report", stdout=output)
+
+    assert output.getvalue().splitlines()[2] == "  geconverteerd 1 (100,0%, doel 12,5%), omzet 1.234,50"
+
+
 def test_report_output_english_when_configured(db, settings):
     settings.LANGUAGE_CODE = "en"
     install_template("abandoned_cart", language="en")

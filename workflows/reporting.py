@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from django.db.models import Count, Sum
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from campaigns.models import StepMetric
@@ -102,13 +103,19 @@ def workflow_report(workflow: Workflow) -> WorkflowReport:
     return report
 
 
+def local_number(value: Decimal, decimals: int) -> str:
+    """Format a figure for people in the active language, e.g. 1.234,50 in Dutch and 1,234.50 in English."""
+    return number_format(value, decimals, use_l10n=True, force_grouping=True)
+
+
 def as_table(reports: list[WorkflowReport]) -> str:
+    """Return the reports as a text table for people, with numbers in the active language's format."""
     headers = [_("Step"), _("Entered"), _("Sent"), _("Opened"), _("Clicked"), _("Converted"), _("Revenue")]
     lines = []
     for report in reports:
         target = ""
         if report.goal_target_percent is not None:
-            target = _(", target %(percent)s%%") % {"percent": report.goal_target_percent}
+            target = _(", target %(percent)s%%") % {"percent": local_number(report.goal_target_percent, 1)}
         lines.append(f"{report.name} ({report.status})")
         lines.append(
             _("  enrolled %(enrolled)s, active %(active)s, completed %(completed)s, exited %(exited)s")
@@ -116,10 +123,23 @@ def as_table(reports: list[WorkflowReport]) -> str:
         )
         lines.append(
             _("  converted %(converted)s (%(percent)s%%%(target)s), revenue %(revenue)s")
-            % {"converted": report.converted, "percent": report.conversion_percent, "target": target, "revenue": report.revenue}
+            % {
+                "converted": report.converted,
+                "percent": local_number(report.conversion_percent, 1),
+                "target": target,
+                "revenue": local_number(report.revenue, 2),
+            }
         )
         rows = [
-            [f"{step.position}. {step.name}", step.entered, step.sent, step.opened, step.clicked, step.converted, step.revenue]
+            [
+                f"{step.position}. {step.name}",
+                step.entered,
+                step.sent,
+                step.opened,
+                step.clicked,
+                step.converted,
+                local_number(step.revenue, 2),
+            ]
             for step in report.steps
         ]
         widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
