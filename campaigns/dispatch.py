@@ -22,6 +22,7 @@ from campaigns.email_message import build_message
 from campaigns.metrics import MetricBatch
 from campaigns.models import Delivery, MessageTemplate
 from campaigns.rendering import RenderError
+from campaigns.send_window import Hold, batch_hold
 from contacts.consent import STATUS_FIELDS
 from contacts.models import Channel, ConsentStatus
 
@@ -202,10 +203,11 @@ def dispatch_due(now: datetime | None = None, *, limit: int | None = None) -> in
 
     metrics = MetricBatch()
     senders = Senders()
+    hold = batch_hold()
     try:
         for delivery in batch:
             try:
-                send_one(delivery, senders, now, metrics)
+                send_one(delivery, senders, now, metrics, hold)
             except Exception as error:
                 # One bad message must not stop the batch; it backs off like a send failure.
                 logger.exception("delivery %s to contact %s failed unexpectedly", delivery.pk, delivery.contact_id)
@@ -217,8 +219,11 @@ def dispatch_due(now: datetime | None = None, *, limit: int | None = None) -> in
     return len(batch)
 
 
-def send_one(delivery: Delivery, senders: Any, now: datetime, metrics: MetricBatch) -> None:
-    """Send one claimed delivery. ``senders`` is the batch's Senders, or an open email connection."""
+def send_one(delivery: Delivery, senders: Any, now: datetime, metrics: MetricBatch, hold: Hold | None = None) -> None:
+    """Send one claimed delivery. ``senders`` is the batch's Senders, or an open email connection.
+
+    ``hold`` is the batch's send-time check (quiet hours); without one, the registered checks are read.
+    """
     if not isinstance(senders, Senders):
         senders = Senders(email_connection=senders)
     refresh(delivery)
@@ -235,6 +240,13 @@ def send_one(delivery: Delivery, senders: Any, now: datetime, metrics: MetricBat
             status=Delivery.Status.QUEUED, next_attempt_at=now + PAUSED_RECHECK
         )
         logger.info("delivery %s held: workflow %s is paused", delivery.pk, delivery.enrollment.workflow_id)
+        return
+    until = (hold or batch_hold())(delivery, now)
+    if until is not None:
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.QUEUED, next_attempt_at=until
+        )
+        logger.info("delivery %s to contact %s held until %s by the send window", delivery.pk, delivery.contact_id, until)
         return
 
     try:

@@ -3,7 +3,7 @@
 import smtplib
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
@@ -15,7 +15,7 @@ from campaigns import dispatch
 from campaigns.models import Delivery, MessageTemplate, StepMetric
 from contacts.consent import set_consent, suppress_email
 from contacts.models import Channel, ConsentStatus, Contact
-from workflows.models import Enrollment, Step, Workflow
+from workflows.models import Enrollment, SendingPolicy, Step, Workflow
 
 HTML = "text/html"
 
@@ -370,6 +370,59 @@ def test_paused_workflow_holds_delivery(anna, newsletter, t0):
     assert delivery.next_attempt_at == t0 + dispatch.PAUSED_RECHECK
     assert delivery.attempts == 0
     assert mail.outbox == []
+
+
+# The send window: quiet hours in the contact's time zone also hold a message at send time.
+
+# 20:59 in Amsterdam, a minute before the default quiet hours (21:00-08:00) begin.
+EVENING = datetime(2026, 11, 2, 19, 59, tzinfo=UTC)
+NEXT_MORNING = datetime(2026, 11, 3, 7, 0, tzinfo=UTC)
+
+
+def test_retry_inside_quiet_hours_waits_for_morning(anna, newsletter, settings):
+    settings.EMAIL_BACKEND = "tests.test_dispatch.FailingBackend"
+    delivery = queue(anna, newsletter, EVENING)
+    dispatch.dispatch_due(EVENING)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+    dispatch.dispatch_due(EVENING + timedelta(minutes=2))
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.next_attempt_at, len(mail.outbox)) == (Delivery.Status.QUEUED, NEXT_MORNING, 0)
+    dispatch.dispatch_due(NEXT_MORNING)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.sent_at, len(mail.outbox)) == (Delivery.Status.SENT, NEXT_MORNING, 1)
+
+
+def test_send_window_uses_contact_time_zone(newsletter, t0):
+    eva = Contact.objects.create(email="eva@example.com", email_consent=ConsentStatus.SUBSCRIBED, time_zone="America/New_York")
+    delivery = queue(eva, newsletter, t0)
+
+    dispatch.dispatch_due(t0)
+
+    delivery.refresh_from_db()
+    # 04:00 in New York; quiet hours end at 08:00 there.
+    assert delivery.next_attempt_at == datetime(2026, 11, 2, 13, 0, tzinfo=UTC)
+    assert mail.outbox == []
+
+
+def test_transactional_goes_inside_quiet_hours(anna, order_confirmation):
+    delivery = queue(anna, order_confirmation, EVENING + timedelta(hours=2))
+
+    dispatch.dispatch_due(EVENING + timedelta(hours=2))
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.SENT
+
+
+def test_no_quiet_hours_sends_at_night(anna, newsletter):
+    SendingPolicy.objects.update_or_create(pk=SendingPolicy.load().pk, defaults={"quiet_hours_start": None, "quiet_hours_end": None})
+    delivery = queue(anna, newsletter, EVENING + timedelta(hours=2))
+
+    dispatch.dispatch_due(EVENING + timedelta(hours=2))
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.SENT
 
 
 def test_archived_workflow_cancels_delivery(anna, newsletter, t0):

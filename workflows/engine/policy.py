@@ -20,6 +20,7 @@ groups of the same batch inserted in this transaction and the ones allowed earli
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -29,7 +30,7 @@ from django.db.models import BooleanField, Case, Exists, Max, Min, OuterRef, Q, 
 from django.db.models.expressions import BaseExpression
 from django.db.models.functions import Coalesce
 
-from campaigns.models import Delivery
+from campaigns.models import Delivery, MessageTemplate
 from contacts import conditions
 from contacts.models import Channel, Contact, Event
 from workflows.engine.batch import Batch, Run
@@ -106,19 +107,58 @@ class Rules:
     suppressions: list[tuple[str, dict]]
     quiet_periods: dict[str, int]
 
+    @staticmethod
+    def policy_quiet_hours(policy: SendingPolicy) -> tuple[time, time] | None:
+        if policy.quiet_hours_start is None or policy.quiet_hours_end is None:
+            return None
+        return (policy.quiet_hours_start, policy.quiet_hours_end)
+
+    @classmethod
+    def load_quiet_hours(cls) -> tuple[time, time] | None:
+        return cls.policy_quiet_hours(SendingPolicy.load())
+
     @classmethod
     def load(cls) -> "Rules":
         policy = SendingPolicy.load()
-        quiet_hours = None
-        if policy.quiet_hours_start is not None and policy.quiet_hours_end is not None:
-            quiet_hours = (policy.quiet_hours_start, policy.quiet_hours_end)
         return cls(
-            quiet_hours=quiet_hours,
+            quiet_hours=cls.policy_quiet_hours(policy),
             caps=list(policy.caps.values_list("channel", "max_messages", "window_hours")),
             spacings=list(policy.spacings.values_list("channel", "after_channel")),
             suppressions=list(policy.suppression_rules.filter(active=True).values_list("name", "condition")),
             quiet_periods=dict(policy.quiet_periods.values_list("event_type", "days")),
         )
+
+
+def quiet_hours_end(quiet_hours: tuple[time, time], zone_name: str | None, moment: datetime) -> datetime | None:
+    """Return when the quiet hours around ``moment`` end in the zone, or None when ``moment`` is outside them."""
+    start, end = quiet_hours
+    local = moment.astimezone(zone(zone_name))
+    clock = local.time().replace(tzinfo=None)
+    if start < end:
+        quiet, end_day = start <= clock < end, local.date()
+    else:
+        # Overnight, e.g. 21:00-08:00: the evening part ends on the next local day.
+        quiet = clock >= start or clock < end
+        end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
+    if not quiet:
+        return None
+    return at_local(end_day, end, zone_name)
+
+
+def dispatch_hold() -> Callable[[Delivery, datetime], datetime | None]:
+    """Return the quiet hours check for one dispatch batch: a promotional message due inside them waits for their end.
+
+    The tick checks quiet hours when it queues a message, but a message retried after a failure,
+    or queued just before the quiet hours began, reaches dispatch later.
+    """
+    rules = Rules.load_quiet_hours()
+
+    def hold(delivery: Delivery, now: datetime) -> datetime | None:
+        if rules is None or delivery.transactional or delivery.template.purpose != MessageTemplate.Purpose.MESSAGE:
+            return None
+        return quiet_hours_end(rules, delivery.contact.time_zone or None, now)
+
+    return hold
 
 
 def channel_name(channel: str) -> str:
@@ -527,19 +567,12 @@ class SendCheck:
     def quiet_hours_block(self, zone_name: str | None, moment: datetime) -> Block | None:
         if self.rules.quiet_hours is None:
             return None
-        start, end = self.rules.quiet_hours
-        local = moment.astimezone(zone(zone_name))
-        clock = local.time().replace(tzinfo=None)
-        if start < end:
-            quiet, end_day = start <= clock < end, local.date()
-        else:
-            # Overnight, e.g. 21:00-08:00: the evening part ends on the next local day.
-            quiet = clock >= start or clock < end
-            end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
-        if not quiet:
+        ends = quiet_hours_end(self.rules.quiet_hours, zone_name, moment)
+        if ends is None:
             return None
+        start, end = self.rules.quiet_hours
         reason = f"quiet hours {start:%H:%M}-{end:%H:%M} in {zone(zone_name).key}"
-        return Block(rule="quiet hours", reason=reason, lifts_at=at_local(end_day, end, zone_name))
+        return Block(rule="quiet hours", reason=reason, lifts_at=ends)
 
     def lift_time(self, contact_id: int, blocks: list[Block]) -> datetime:
         """Return the earliest moment none of the known-end rules blocks, starting after ``blocks`` lift."""
