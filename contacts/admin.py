@@ -1,4 +1,4 @@
-"""Admin for contacts and what belongs to them: tags, segments, consent, events and API keys."""
+"""Admin for contacts and what belongs to them: tags, segments, VIP tiers, consent, events and API keys."""
 
 import logging
 
@@ -6,16 +6,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
-from contacts import conditions, timeline
+from contacts import conditions, timeline, vip
 from contacts.condition_editor import ConditionFormField
 from contacts.consent import STATUS_FIELDS, set_consent
 from contacts.importing import SpreadsheetCSV
-from contacts.models import ApiKey, ConsentRecord, ConsentStatus, Contact, Event, ScoreRule, Segment, Shop, Tag
+from contacts.models import ApiKey, ConsentRecord, ConsentStatus, Contact, Event, ScoreRule, Segment, Shop, Tag, VipTier
 from contacts.resources import ContactResource
 from contacts.shopify.forms import ShopForm
 
@@ -85,10 +86,12 @@ class ContactAdmin(ImportExportModelAdmin):
         "lead_score",
         "order_count",
         "total_spent",
+        "vip_tier",
         "last_order_at",
         "created_at",
     ]
-    list_filter = ["email_consent", "sms_consent", "whatsapp_consent", "tags", LanguageFilter, HasOrdersFilter]
+    list_filter = ["email_consent", "sms_consent", "whatsapp_consent", "tags", "vip_tier", LanguageFilter, HasOrdersFilter]
+    list_select_related = ["vip_tier"]
     search_fields = ["email", "first_name", "last_name", "phone", "external_id", "company"]
     autocomplete_fields = ["tags"]
     readonly_fields = [
@@ -99,6 +102,8 @@ class ContactAdmin(ImportExportModelAdmin):
         "currency",
         "first_order_at",
         "last_order_at",
+        "vip_tier",
+        "vip_since",
         "created_at",
         "updated_at",
     ]
@@ -119,7 +124,16 @@ class ContactAdmin(ImportExportModelAdmin):
             },
         ),
         (gettext_lazy("Tags and score"), {"fields": ["tags", "lead_score", "attributes", "note"]}),
-        (gettext_lazy("Orders"), {"fields": [("order_count", "total_spent", "currency"), ("first_order_at", "last_order_at")]}),
+        (
+            gettext_lazy("Orders"),
+            {
+                "fields": [
+                    ("order_count", "total_spent", "currency"),
+                    ("first_order_at", "last_order_at"),
+                    ("vip_tier", "vip_since"),
+                ]
+            },
+        ),
         (
             gettext_lazy("Address"),
             {"fields": ["address1", "address2", ("zip", "city"), ("province_code", "country_code")], "classes": ["collapse"]},
@@ -173,6 +187,49 @@ class TagAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("contacts"), ordering="contact_total")
     def contact_count(self, tag: Tag) -> int:
         return tag.contact_total
+
+
+@admin.register(VipTier)
+class VipTierAdmin(admin.ModelAdmin):
+    list_display = ["name", "rank", "min_total_spent", "min_order_count", "contact_count"]
+    list_display_links = ["name"]
+    search_fields = ["name"]
+    actions = ["recompute"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VipTier]:
+        return super().get_queryset(request).annotate(contact_total=Count("contacts"))
+
+    @admin.display(description=gettext_lazy("contacts"), ordering="contact_total")
+    def contact_count(self, tier: VipTier) -> int:
+        return tier.contact_total
+
+    def save_model(self, request: HttpRequest, obj: VipTier, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if {"rank", "min_total_spent", "min_order_count"} & set(form.changed_data):
+            self.message_user(
+                request,
+                _(
+                    "Contacts keep their tier until you recompute: select the tiers and run “Recompute the VIP tier "
+                    "of every contact”."
+                ),
+                messages.WARNING,
+            )
+
+    @admin.action(description=gettext_lazy("Recompute the VIP tier of every contact"), permissions=["change"])
+    def recompute(self, request: HttpRequest, queryset: QuerySet[VipTier]) -> None:
+        # Tiers decide together which one is best for a contact, so every contact is recomputed
+        # against every tier, whichever tiers are selected.
+        changes = vip.recompute_all(timezone.now())
+        logger.info("staff user %s recomputed VIP tiers: %s rose, %s dropped", request.user.pk, changes.risen, changes.lowered)
+        self.message_user(
+            request,
+            _(
+                "VIP tiers recomputed. Contacts that rose to a higher tier: %(risen)d; they enter the workflows that start "
+                "on vip_tier_reached within a few minutes. Contacts that dropped to a lower tier or out of the tiers: %(lowered)d."
+            )
+            % {"risen": changes.risen, "lowered": changes.lowered},
+            messages.SUCCESS,
+        )
 
 
 class SegmentForm(forms.ModelForm):

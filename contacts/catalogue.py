@@ -28,7 +28,21 @@ EVENT_TYPES = {
     "webinar_registered": _("Webinar registered"),
     "page_viewed": _("Page viewed"),
     "demo_requested": _("Demo requested"),
+    # Sent by the shop or its subscription app, e.g. when a customer starts subscribe-and-save.
+    "subscription_started": _("Subscription started"),
+    "subscription_cancelled": _("Subscription cancelled"),
 }
+
+# Events mktauto records itself. Workflows, conditions and the timeline know them like the
+# others, but senders cannot send them: the events API accepts EVENT_TYPES only.
+SYSTEM_EVENT_TYPES = {
+    # A contact rose to a higher VIP tier (contacts.vip); recorded once per contact and tier.
+    "vip_tier_reached": _("VIP tier reached"),
+    # Staff marked a replenishment cycle's product discontinued (workflows.replenishment). It is
+    # recorded once per product, contact and key of an active enrollment whose order contains it.
+    "product_discontinued": _("Product discontinued"),
+}
+ALL_EVENT_TYPES = {**EVENT_TYPES, **SYSTEM_EVENT_TYPES}
 
 # Browsing events that a storefront pixel may send with a pixel-scoped key.
 PIXEL_EVENT_TYPES = {"product_viewed", "product_added_to_cart", "page_viewed", "checkout_started"}
@@ -48,7 +62,7 @@ MAX_AMOUNT = Decimal("1e12")
 
 VALUE_PROPERTIES = ("total_price", "value", "revenue", "amount")
 
-EVENT_TYPE_CHOICES = sorted(EVENT_TYPES.items())
+EVENT_TYPE_CHOICES = sorted(ALL_EVENT_TYPES.items())
 
 
 def event_key(event_type: str, properties: dict[str, Any]) -> str:

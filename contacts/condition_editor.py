@@ -23,7 +23,7 @@ from django_jsonform.forms.fields import JSONFormField
 from django_jsonform.widgets import JSONFormWidget
 
 from contacts import conditions
-from contacts.catalogue import EVENT_TYPES
+from contacts.catalogue import ALL_EVENT_TYPES
 from contacts.models import Contact, Segment
 
 logger = logging.getLogger(__name__)
@@ -206,12 +206,12 @@ def build_schema(*, allow_properties: bool, event_types: set[str] = frozenset(),
     ``event_types`` and ``segments`` name values already in the tree that must stay selectable
     even when the catalogue or the segment list does not have them.
     """
-    field_choices = [
-        {"title": f"{capfirst(Contact._meta.get_field(name).verbose_name)} ({name})", "value": name}
-        for name in conditions.CONTACT_FIELDS
-    ]
-    event_choices = [{"title": f"{label} ({name})", "value": name} for name, label in sorted(EVENT_TYPES.items())]
-    event_choices += [{"title": name, "value": name} for name in sorted(set(event_types) - set(EVENT_TYPES))]
+    field_choices = []
+    for name in conditions.CONTACT_FIELDS:
+        label = conditions.FIELD_LABELS.get(name) or Contact._meta.get_field(name).verbose_name
+        field_choices.append({"title": f"{capfirst(label)} ({name})", "value": name})
+    event_choices = [{"title": f"{label} ({name})", "value": name} for name, label in sorted(ALL_EVENT_TYPES.items())]
+    event_choices += [{"title": name, "value": name} for name in sorted(set(event_types) - set(ALL_EVENT_TYPES))]
     segment_names = sorted(set(Segment.objects.values_list("name", flat=True)) | set(segments))
 
     def group(key: str, title: str, ref: str) -> dict:

@@ -4,7 +4,9 @@ Trigger filters, condition steps, exit conditions, goals and segments all use it
 contacts (or enrollments, or events) is tested in one query. A tree is one of:
 
 - ``{"all": [tree, ...]}``, ``{"any": [tree, ...]}``, ``{"not": tree}``; ``{}`` matches everything.
-- ``{"field": NAME, "op": OP, "value": V}`` on a contact column (``CONTACT_FIELDS``).
+- ``{"field": NAME, "op": OP, "value": V}`` on a contact column (``CONTACT_FIELDS``); ``vip_tier``
+  tests the tier's name and ``vip_tier_rank`` its rank, e.g. ``{"field": "vip_tier_rank", "op": "gte",
+  "value": 2}`` for Gold or better.
 - ``{"attribute": NAME, "op": OP, "value": V}`` on a custom attribute.
 - ``{"tag": NAME}``: the contact has the tag.
 - ``{"segment": NAME}``: the contact matches that segment's condition.
@@ -27,6 +29,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import BaseExpression
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from contacts.catalogue import VALUE_PROPERTIES
 
@@ -52,6 +55,20 @@ CONTACT_FIELDS = {
     "last_order_at": "date",
     "created_at": "date",
     "email_suppressed_at": "date",
+    "vip_tier": "text",
+    "vip_tier_rank": "number",
+    "vip_since": "date",
+}
+
+# Fields that read a column of a related row instead of a contact column of the same name. A
+# contact without a VIP tier has neither a tier name nor a rank: is_set and not_set test that.
+FIELD_PATHS = {
+    "vip_tier": "vip_tier__name",
+    "vip_tier_rank": "vip_tier__rank",
+}
+# Labels for the fields that are not contact columns; the others use their column's verbose name.
+FIELD_LABELS = {
+    "vip_tier_rank": _("VIP tier rank"),
 }
 
 OPERATORS = {
@@ -190,7 +207,7 @@ class _Compiler:
             if name not in CONTACT_FIELDS:
                 raise ConditionError(f"unknown contact field {name!r}: use one of {', '.join(sorted(CONTACT_FIELDS))}")
             kind = CONTACT_FIELDS[name]
-            path = self.contact_path + name
+            path = self.contact_path + FIELD_PATHS.get(name, name)
         elif leaf_key == "attribute":
             kind = "json"
             path = f"{self.contact_path}attributes__{name}"

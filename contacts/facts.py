@@ -1,4 +1,4 @@
-"""Contact facts kept up to date from events: order count and value, names, consent from sign-ups."""
+"""Contact facts kept up to date from events: order count and value, VIP tier, names, consent from sign-ups."""
 
 import logging
 import re
@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 
-from contacts import catalogue
+from contacts import catalogue, vip
 from contacts.consent import confirmation_requested, set_consent
 from contacts.models import Channel, ConsentStatus, Contact, Event
 
@@ -49,6 +49,12 @@ def apply_events(events: list[Event]) -> None:
             reversals[event.contact_id].append(event)
     for contact_id, contact_reversals in reversals.items():
         apply_reversals(contact_id, contact_reversals)
+
+    # One set-based pass over every contact whose order facts changed, after all of the batch's
+    # orders and reversals: an order refunded in the same batch lifts no one.
+    changed = [event for contact_events in (*orders.values(), *reversals.values()) for event in contact_events]
+    if changed:
+        vip.update_from_events(changed)
 
     for event in events:
         if event.type in PROFILE_EVENT_TYPES and event.source not in UNTRUSTED_SOURCES:

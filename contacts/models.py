@@ -1,10 +1,12 @@
 import hashlib
+import operator
 import secrets
 from decimal import Decimal
+from functools import reduce
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -37,6 +39,73 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class VipTier(models.Model):
+    """A loyalty level a contact reaches by what it spent or by how many orders it placed.
+
+    contacts.vip moves contacts between tiers when their order facts change.
+    """
+
+    # Names are data, not interface text: conditions, segments and the vip_tier_reached event's data
+    # match on them, so they stay as staff typed them in every language.
+    name = models.CharField(_("name"), max_length=50, unique=True, help_text=_("E.g. Silver or Gold."))
+    rank = models.PositiveSmallIntegerField(
+        _("rank"),
+        unique=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Higher is better, e.g. 1 for Silver and 2 for Gold. A contact is in the best tier it reaches."),
+    )
+    min_total_spent = models.DecimalField(
+        _("minimum total spent"),
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_(
+            "A contact reaches the tier when either threshold is met: this total spent or the minimum number of orders. "
+            "Leave empty to go by orders only."
+        ),
+    )
+    min_order_count = models.PositiveIntegerField(
+        _("minimum orders"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A contact reaches the tier when either threshold is met: this number of orders or the minimum total spent. "
+            "Leave empty to go by spend only."
+        ),
+    )
+
+    class Meta:
+        ordering = ["rank"]
+        verbose_name = _("VIP tier")
+        verbose_name_plural = _("VIP tiers")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.min_total_spent is None and self.min_order_count is None:
+            raise ValidationError(
+                _(
+                    "Enter a minimum total spent, a minimum number of orders, or both. A tier without either would "
+                    "include every contact."
+                )
+            )
+
+    def qualifies(self) -> Q:
+        """Return a Q over Contact that matches the contacts meeting either threshold of this tier."""
+        thresholds = []
+        if self.min_total_spent is not None:
+            thresholds.append(Q(total_spent__gte=self.min_total_spent))
+        if self.min_order_count is not None:
+            thresholds.append(Q(order_count__gte=self.min_order_count))
+        if not thresholds:
+            # Only a tier saved without clean() lacks both. It contains no one rather than everyone.
+            return Q(pk__in=[])
+        return reduce(operator.or_, thresholds)
 
 
 class Contact(models.Model):
@@ -97,6 +166,22 @@ class Contact(models.Model):
     currency = models.CharField(_("currency"), max_length=3, default=settings.MKTAUTO_DEFAULT_CURRENCY)
     first_order_at = models.DateTimeField(_("first order"), null=True, blank=True)
     last_order_at = models.DateTimeField(_("last order"), null=True, blank=True)
+    # Kept up to date with the order facts by contacts.vip.
+    vip_tier = models.ForeignKey(
+        VipTier,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="contacts",
+        verbose_name=_("VIP tier"),
+        help_text=_("The best tier whose spend or order threshold the contact meets."),
+    )
+    vip_since = models.DateTimeField(
+        _("VIP since"),
+        null=True,
+        blank=True,
+        help_text=_("When the contact first reached a VIP tier. It stays when a refund takes the tier away again."),
+    )
 
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -180,6 +265,8 @@ class Event(models.Model):
         ADMIN = "admin", _("Admin")
         TRACKING = "tracking", _("Tracking")
         DEMO = "demo", _("Demo")
+        # Recorded by mktauto itself, e.g. vip_tier_reached.
+        SYSTEM = "system", _("System")
 
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
     source_id = models.CharField(

@@ -13,7 +13,7 @@ from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
-from contacts.catalogue import EVENT_TYPES
+from contacts.catalogue import ALL_EVENT_TYPES
 from contacts.models import Contact
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def event_entries(contact: Contact) -> list[TimelineEntry]:
                 at=event.occurred_at,
                 kind="event",
                 kind_label=_("Event"),
-                title=str(EVENT_TYPES.get(event.type, event.type)),
+                title=str(ALL_EVENT_TYPES.get(event.type, event.type)),
                 detail=" · ".join(details),
                 url=admin_url(event),
             )

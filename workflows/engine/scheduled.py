@@ -22,6 +22,8 @@ from workflows.models import Enrollment, TriggerState, Workflow
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRIGGER_TIME = time(9, 0)
+# Contact columns a date trigger reads; any other name is a custom attribute holding YYYY-MM-DD.
+CONTACT_DATE_FIELDS = ("created_at", "first_order_at", "vip_since")
 
 
 def fire_scheduled_triggers(now: datetime) -> int:
@@ -83,11 +85,11 @@ def fire_date(workflow: Workflow, now: datetime) -> int:
     month_days = {((now + timedelta(days=shift)).date() - offset).timetuple()[1:3] for shift in (-1, 0, 1)}
     if (2, 28) in month_days:
         month_days.add((2, 29))
-    if field == "created_at":
+    if field in CONTACT_DATE_FIELDS:
         match = Q()
         for month, day in month_days:
-            match |= Q(created_at__month=month, created_at__day=day)
-        rows = Contact.objects.filter(match).filter(audience(workflow, now)).values_list("pk", "created_at", "time_zone")
+            match |= Q(**{f"{field}__month": month, f"{field}__day": day})
+        rows = Contact.objects.filter(match).filter(audience(workflow, now)).values_list("pk", field, "time_zone")
     else:
         match = Q()
         for month, day in month_days:
