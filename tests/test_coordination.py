@@ -343,6 +343,65 @@ def test_channel_spacing_defers_sms_to_next_day(dirk, make_workflow, send_event,
     )
 
 
+def test_ignore_frequency_caps_sends_past_the_cap(anna, make_workflow, send_event, t0):
+    for name in ("A news", "B news", "C news"):
+        make_workflow([email("email 1")], name=name)
+    cart = make_workflow([email("email 1")], name="Cart", ignore_frequency_caps=True, blocked_send=Workflow.BlockedSend.SKIP)
+    send_event("signed_up", anna.email, t0)
+
+    tick(t0)
+
+    assert sent_messages(anna) == ["A news email 1", "B news email 1", "C news email 1", "Cart email 1"]
+    assert outcomes(enrollment_of(anna, cart))[0] == ("queued", "Cart message 1")
+
+
+def test_ignore_frequency_caps_still_counts_for_others(anna, make_workflow, send_event, t0):
+    cart = make_workflow(
+        [email("email 1"), email("email 2"), email("email 3")], name="Cart", ignore_frequency_caps=True
+    )
+    news = make_workflow([email("email 1")], name="News", trigger_event="product_viewed", blocked_send=Workflow.BlockedSend.SKIP)
+    send_event("signed_up", anna.email, t0)
+    tick(t0)
+    send_event("product_viewed", anna.email, t0 + HOUR)
+
+    tick(t0 + HOUR)
+
+    assert [state for state, _reason in outcomes(enrollment_of(anna, cart))].count("queued") == 3
+    assert outcomes(enrollment_of(anna, news))[0] == (
+        "skipped",
+        "email frequency cap 3 per 7 days reached by Cart email 1, Cart email 2 and Cart email 3",
+    )
+
+
+def test_ignore_frequency_caps_skips_channel_spacing(dirk, make_workflow, send_event, t0):
+    make_workflow([email("email 1")], name="Welcome")
+    cart = make_workflow(
+        [{"kind": "wait", "wait_hours": 2}, sms("sms 1")], name="Cart SMS", trigger_event="product_viewed", ignore_frequency_caps=True
+    )
+    send_event("signed_up", dirk.email, t0)
+    tick(t0, dispatch=False)
+    send_event("product_viewed", dirk.email, t0 + HOUR)
+    tick(t0 + HOUR, dispatch=False)
+
+    # 13:00 in Amsterdam, on a day that already had an email.
+    tick(t0 + 3 * HOUR, dispatch=False)
+
+    assert [outcome for outcome, _reason in outcomes(enrollment_of(dirk, cart))] == ["waited", "queued", "completed"]
+    assert sent_messages(dirk) == ["Welcome email 1", "Cart SMS sms 1"]
+
+
+def test_ignore_frequency_caps_keeps_quiet_hours(eva, make_workflow, send_event, t0):
+    cart = make_workflow([email("email 1")], name="Cart", ignore_frequency_caps=True)
+    send_event("signed_up", eva.email, t0)
+
+    tick(t0)
+
+    enrollment = enrollment_of(eva, cart)
+    assert outcomes(enrollment)[0][0] == "deferred"
+    assert outcomes(enrollment)[0][1].startswith("quiet hours")
+    assert enrollment.next_run_at == datetime(2026, 11, 2, 13, 0, tzinfo=UTC)
+
+
 def test_channel_spacing_allows_email_after_sms(dirk, make_workflow, send_event, t0):
     make_workflow([sms("sms 1")], name="Offer")
     make_workflow([email("email 1")], name="Welcome", trigger_event="product_viewed")

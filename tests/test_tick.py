@@ -201,6 +201,36 @@ def test_order_without_checkout_exits_every_cart(anna, make_workflow, send_event
     assert set(workflow.enrollments.values_list("state", flat=True)) == {Enrollment.State.EXITED}
 
 
+def test_exit_tag_added_when_exit_condition_matches_before_a_step(anna, bram, make_workflow, send_event, t0):
+    workflow = make_workflow(
+        [{"kind": "wait", "wait_hours": 1}, {"kind": "add_tag", "tag": "reached-end"}],
+        exit_condition={"field": "lead_score", "op": "gte", "value": 10},
+        exit_tag="engaged",
+    )
+    send_event("signed_up", anna.email, t0)
+    send_event("signed_up", bram.email, t0)
+    tick(t0)
+    # A score change stores no event, so only the check before the next step sees it.
+    Contact.objects.filter(pk=anna.pk).update(lead_score=12)
+
+    tick(t0 + HOUR)
+
+    assert workflow.enrollments.get(contact=anna).exit_reason == "exit condition"
+    assert set(anna.tags.values_list("name", flat=True)) == {"engaged"}
+    assert set(bram.tags.values_list("name", flat=True)) == {"reached-end"}
+
+
+def test_exit_tag_added_on_goal_exit(anna, make_workflow, send_event, t0):
+    make_workflow([{"kind": "send_email"}, {"kind": "wait", "wait_days": 2}], goal_event="order_placed", exit_tag="customer")
+    send_event("signed_up", anna.email, t0)
+    tick(t0)
+    send_event("order_placed", anna.email, t0 + HOUR, total_price="20.00")
+
+    tick(t0 + HOUR)
+
+    assert set(anna.tags.values_list("name", flat=True)) == {"customer"}
+
+
 def test_goal_counts_conversion_and_revenue(anna, make_workflow, send_event, t0):
     workflow = make_workflow(
         [{"kind": "send_email"}, {"kind": "wait", "wait_days": 2}, {"kind": "send_email"}],

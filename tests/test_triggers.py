@@ -232,3 +232,80 @@ def test_trigger_settings_validated(db):
         workflow.full_clean()
 
     assert "'every monday' is not a valid cron expression" in str(error.value)
+
+
+# Restart when a trigger property changes.
+
+
+def restarting_workflow(make_workflow, **fields) -> Workflow:
+    return make_workflow(
+        [{"kind": "wait", "wait_hours": 2}, {"kind": "send_email"}],
+        trigger_event="product_viewed",
+        restart_on_change="category",
+        **fields,
+    )
+
+
+def test_restart_takes_the_newest_of_several_events(anna, make_workflow, send_event, t0):
+    workflow = restarting_workflow(make_workflow, entry_rule=Workflow.EntryRule.EVERY_TIME)
+    send_event("product_viewed", anna.email, t0, category="Shirts")
+    tick(t0)
+    send_event("product_viewed", anna.email, t0 + timedelta(minutes=10), category="Shoes")
+    send_event("product_viewed", anna.email, t0 + timedelta(minutes=20), category="Bags")
+
+    tick(t0 + timedelta(minutes=30))
+
+    assert list(workflow.enrollments.order_by("id").values_list("state", "context__category")) == [
+        (Enrollment.State.EXITED, "Shirts"),
+        (Enrollment.State.ACTIVE, "Bags"),
+    ]
+    assert workflow.enrollments.get(context__category="Shirts").exit_reason == "restarted: category changed to Bags"
+
+
+def test_restart_passes_the_once_rule(anna, make_workflow, send_event, t0):
+    workflow = restarting_workflow(make_workflow, entry_rule=Workflow.EntryRule.ONCE)
+    send_event("product_viewed", anna.email, t0, category="Shirts")
+    tick(t0)
+    send_event("product_viewed", anna.email, t0 + timedelta(minutes=10), category="Shoes")
+
+    tick(t0 + timedelta(minutes=10))
+
+    assert workflow.enrollments.filter(state=Enrollment.State.ACTIVE).get().context["category"] == "Shoes"
+
+
+def test_event_without_the_property_does_not_restart(anna, make_workflow, send_event, t0):
+    workflow = restarting_workflow(make_workflow)
+    send_event("product_viewed", anna.email, t0, category="Shirts")
+    tick(t0)
+    send_event("product_viewed", anna.email, t0 + timedelta(minutes=10))
+
+    tick(t0 + timedelta(minutes=10))
+
+    assert list(workflow.enrollments.values_list("state", flat=True)) == [Enrollment.State.ACTIVE]
+
+
+def test_completed_enrollment_is_not_restarted(anna, make_workflow, send_event, t0):
+    workflow = restarting_workflow(make_workflow, entry_rule=Workflow.EntryRule.ONCE)
+    send_event("product_viewed", anna.email, t0, category="Shirts")
+    tick(t0)
+    tick(t0 + timedelta(hours=2))
+    send_event("product_viewed", anna.email, t0 + timedelta(hours=3), category="Shoes")
+
+    tick(t0 + timedelta(hours=3))
+
+    assert list(workflow.enrollments.values_list("state", flat=True)) == [Enrollment.State.COMPLETED]
+
+
+def test_restart_needs_an_event_trigger(db):
+    from django.core.exceptions import ValidationError
+
+    workflow = Workflow(
+        name="Dates", trigger_type=Workflow.TriggerType.DATE, trigger_date_field="birthday", restart_on_change="category"
+    )
+
+    with pytest.raises(ValidationError) as error:
+        workflow.full_clean()
+
+    assert error.value.message_dict["restart_on_change"] == [
+        "Only an event trigger can restart; clear this field or choose an event trigger."
+    ]

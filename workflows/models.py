@@ -6,7 +6,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -60,7 +62,8 @@ class Workflow(models.Model):
         max_length=64,
         blank=True,
         help_text=_(
-            "For a date trigger: a custom attribute holding YYYY-MM-DD (e.g. birthday), or created_at for the sign-up anniversary."
+            "For a date trigger: a custom attribute holding YYYY-MM-DD (e.g. birthday), or one of the contact's dates: "
+            "created_at (sign-up), first_order_at (first order) or vip_since (became VIP)."
         ),
     )
     trigger_offset_days = models.IntegerField(
@@ -98,12 +101,31 @@ class Workflow(models.Model):
         default=False,
         help_text=_("Enroll once per trigger key (checkout token, order id) instead of once per contact."),
     )
+    restart_on_change = models.CharField(
+        _("restart when this trigger property changes"),
+        max_length=64,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9_.-]*$", _("Enter a property name such as category."))],
+        help_text=_(
+            "E.g. category: a trigger event for another category ends the running enrollment and starts a new one "
+            "with the new event's data, whatever the entry rule. An event with the same value changes nothing."
+        ),
+    )
     entry_rule = models.CharField(_("entry rule"), max_length=20, choices=EntryRule.choices, default=EntryRule.ONCE)
     exit_condition = models.JSONField(
         _("exit condition"),
         default=dict,
         blank=True,
         help_text=_("Checked when events arrive and before every step; a match ends the enrollment."),
+    )
+    exit_tag = models.CharField(
+        _("tag on leaving"),
+        max_length=100,
+        blank=True,
+        help_text=_(
+            "Added to contacts who leave through the exit condition or by reaching the goal, e.g. active after a "
+            "win-back. Not added when they unsubscribe or the series ends."
+        ),
     )
     goal_event = models.CharField(_("goal event"), max_length=64, blank=True, help_text=_("E.g. order_placed."))
     goal_same_key = models.BooleanField(
@@ -184,6 +206,16 @@ class Workflow(models.Model):
             "or in one of the workflows listed under 'not while active in'."
         ),
     )
+    ignore_frequency_caps = models.BooleanField(
+        _("ignore frequency caps"),
+        default=False,
+        help_text=_(
+            "Send on schedule even when the sending policy's frequency caps or channel spacing would hold a message back, "
+            "e.g. for cart recovery, whose reminders lose their value when they are late. Consent, suppression, quiet "
+            "periods, quiet hours and this workflow's own cap still apply, and its messages still count towards the caps "
+            "of other workflows."
+        ),
+    )
     exclusions = models.ManyToManyField(
         "self",
         symmetrical=False,
@@ -191,6 +223,22 @@ class Workflow(models.Model):
         related_name="excluded_by",
         verbose_name=_("not while active in"),
         help_text=_("E.g. a win-back workflow sends nothing while the contact is active in the post-purchase workflow."),
+    )
+    discount_code = models.CharField(
+        _("discount code"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            # xgettext:no-python-format
+            "Filled into the messages wherever they say {{ discount_code }}. Create the code in the shop first, e.g. "
+            "WELCOME15 for 15% off."
+        ),
+    )
+    metric_targets = models.JSONField(
+        _("metric targets"),
+        default=list,
+        blank=True,
+        help_text=_("Target ranges for the key metrics, shown beside the real figures on the workflow page."),
     )
     template_slug = models.CharField(_("installed from template"), max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
@@ -222,6 +270,8 @@ class Workflow(models.Model):
             }
         if kind in (self.TriggerType.CONDITION_ENTERED, self.TriggerType.CONDITION_LEFT) and not self.trigger_filter:
             errors["trigger_filter"] = _('Enter the condition or segment to watch, e.g. {"segment": "VIP"}.')
+        if self.restart_on_change and kind != self.TriggerType.EVENT:
+            errors["restart_on_change"] = _("Only an event trigger can restart; clear this field or choose an event trigger.")
         if self.entry_rule == self.EntryRule.ONCE_PER_DAYS and not self.reentry_days:
             errors["reentry_days"] = _("Enter after how many days a contact may enter again.")
         if errors:
@@ -703,3 +753,115 @@ class QuietPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.days} days after {self.event_type}"
+
+
+# The library's replenishment workflow reminds this many days before a product runs out.
+REPLENISHMENT_LEAD_DAYS = 7
+
+
+class ReplenishmentCycle(models.Model):
+    """How many days one order of a consumable product lasts, so a reminder goes out before it runs out.
+
+    workflows.replenishment applies the table when an order enrolls contacts: each order line
+    without cycle_days takes the days of the row its product matches. A line matches a row by
+    SKU first, then by product id, then by a word in its title.
+    """
+
+    # Staff type names in their own language. The default rows' names are stored in English and
+    # shown through gettext, so each staff member reads them in the admin's language while the
+    # stored value (also in product_discontinued events) is the same on every installation.
+    name = models.CharField(_("name"), max_length=100, help_text=_("What staff call the product, e.g. Coffee 1 lb."))
+    sku = models.CharField(
+        _("SKU"),
+        max_length=100,
+        blank=True,
+        help_text=_(
+            "The SKU of the product or variant as your shop sends it with each order line, e.g. COF-1LB. "
+            "Upper and lower case do not matter."
+        ),
+    )
+    product_id = models.CharField(
+        _("product id"),
+        max_length=100,
+        blank=True,
+        help_text=_(
+            "The shop's product id, e.g. 7564321098765: the number at the end of the product's address in the "
+            "Shopify admin. Covers every variant of the product."
+        ),
+    )
+    title_contains = models.CharField(
+        _("title contains"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Words in the product or variant title, separated by commas, e.g. coffee, koffie. Upper and lower case do "
+            "not matter. Used for order lines whose SKU and product id match no row; when several rows match, the "
+            "longest word wins."
+        ),
+    )
+    cycle_days = models.PositiveIntegerField(
+        _("cycle (days)"),
+        validators=[MinValueValidator(REPLENISHMENT_LEAD_DAYS + 1)],
+        help_text=_(
+            "Days until one order runs out, e.g. 30 for a 30-day supply. The reminder goes out 7 days earlier, so "
+            "the cycle is at least 8 days."
+        ),
+    )
+    discontinued = models.BooleanField(
+        _("discontinued"),
+        default=False,
+        help_text=_(
+            "No longer sold: new orders of it get no reminder, and contacts waiting for a reminder about it leave "
+            "the workflows that exit on product_discontinued."
+        ),
+    )
+
+    class Meta:
+        ordering = ["cycle_days", "name"]
+        verbose_name = _("replenishment cycle")
+        verbose_name_plural = _("replenishment cycles")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cycle_days__gte=REPLENISHMENT_LEAD_DAYS + 1),
+                name="replenishment_cycle_after_reminder",
+                violation_error_message=_("Enter a cycle of at least 8 days, so the reminder comes after the order."),
+            ),
+            models.UniqueConstraint(
+                Lower("sku"),
+                condition=~Q(sku=""),
+                name="replenishment_cycle_unique_sku",
+                violation_error_message=_("Another replenishment cycle has this SKU. Change that row or enter another SKU."),
+            ),
+            models.UniqueConstraint(
+                fields=["product_id"],
+                condition=~Q(product_id=""),
+                name="replenishment_cycle_unique_product",
+                violation_error_message=_(
+                    "Another replenishment cycle has this product id. Change that row or enter another product id."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return gettext(self.name) if self.name else ""
+
+    @property
+    def reminder_day(self) -> int | None:
+        """The day after the order on which the reminder goes out, e.g. 23 for a 30-day cycle."""
+        if self.cycle_days is None:
+            return None
+        return self.cycle_days - REPLENISHMENT_LEAD_DAYS
+
+    def title_words(self) -> list[str]:
+        return [word.strip().lower() for word in self.title_contains.split(",") if word.strip()]
+
+    def clean(self) -> None:
+        self.sku = self.sku.strip()
+        self.product_id = self.product_id.strip()
+        # Order lines carry the number of an id copied from the Shopify API, gid://shopify/Product/7564321098765.
+        if self.product_id.startswith("gid://"):
+            self.product_id = self.product_id.rsplit("/", 1)[-1]
+        if not (self.sku or self.product_id or self.title_words()):
+            raise ValidationError(
+                _("Enter a SKU, a product id or words from the title, so that order lines can be matched to this product.")
+            )

@@ -1,4 +1,9 @@
-"""Enrolling contacts: event triggers here, and the entry rules every trigger kind shares."""
+"""Enrolling contacts: event triggers here, and the entry rules every trigger kind shares.
+
+Order events carry the replenishment cycle of each product in their trigger data: order lines
+without cycle_days get them from the replenishment table, read once per batch (see
+workflows.replenishment).
+"""
 
 import logging
 from dataclasses import dataclass, field
@@ -7,8 +12,10 @@ from datetime import datetime, timedelta
 from django.db.models import Max
 
 from contacts import conditions
+from contacts.catalogue import ORDER_EVENT_TYPES
 from contacts.models import Event
 from workflows.models import Enrollment, Step, Workflow
+from workflows.replenishment import CycleTable, order_has_cycle, starts_with_cycle_wait
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +34,23 @@ class Candidate:
 def match_triggers(events: list[Event], now: datetime) -> int:
     """Create enrollments for the events that trigger live workflows; return how many were created."""
     types = {event.type for event in events}
-    workflows = Workflow.objects.filter(
-        status=Workflow.Status.LIVE, trigger_type=Workflow.TriggerType.EVENT, trigger_event__in=types
+    workflows = list(
+        Workflow.objects.filter(status=Workflow.Status.LIVE, trigger_type=Workflow.TriggerType.EVENT, trigger_event__in=types)
     )
+    cycles = CycleTable.load() if any(workflow.trigger_event in ORDER_EVENT_TYPES for workflow in workflows) else None
     created = 0
     for workflow in workflows:
-        created += enroll_from_events(workflow, [event for event in events if event.type == workflow.trigger_event], now)
+        triggering = [event for event in events if event.type == workflow.trigger_event]
+        created += enroll_from_events(workflow, triggering, now, cycles=cycles)
     return created
 
 
-def enroll_from_events(workflow: Workflow, events: list[Event], now: datetime) -> int:
+def enroll_from_events(workflow: Workflow, events: list[Event], now: datetime, *, cycles: CycleTable | None = None) -> int:
+    """Enroll the contacts of the events that pass the workflow's trigger filter.
+
+    ``cycles`` fills in the cycle_days of order lines. A workflow whose first step waits for them
+    enrolls only orders that have a cycle.
+    """
     if workflow.trigger_filter:
         compiled = conditions.compile_event_filter(workflow.trigger_filter, now=now)
         matched_ids = set(
@@ -49,22 +63,83 @@ def enroll_from_events(workflow: Workflow, events: list[Event], now: datetime) -
             contact_id=event.contact_id,
             key=event.key if workflow.keyed else "",
             enrolled_at=event.occurred_at,
-            context=trigger_context(event),
+            context=trigger_context(event, cycles),
             trigger_event_id=event.pk,
         )
         for event in sorted(events, key=lambda item: (item.occurred_at, item.pk))
     ]
-    return enroll(workflow, candidates, now)
+    if cycles is not None and candidates and starts_with_cycle_wait(workflow):
+        with_cycle = [candidate for candidate in candidates if order_has_cycle(candidate.context)]
+        if len(with_cycle) < len(candidates):
+            logger.info(
+                "workflow %s: %s orders without a product with a replenishment cycle not enrolled",
+                workflow.pk,
+                len(candidates) - len(with_cycle),
+            )
+        candidates = with_cycle
+
+    restarted = restart_changed(workflow, candidates, now) if workflow.restart_on_change else set()
+    return enroll(workflow, candidates, now, restarted=restarted)
 
 
-def enroll(workflow: Workflow, candidates: list[Candidate], now: datetime) -> int:
+def restart_changed(workflow: Workflow, candidates: list[Candidate], now: datetime) -> set[tuple[int, str]]:
+    """Exit the active enrollments whose trigger property differs from a newer candidate's; return their (contact, key).
+
+    Of several candidates for one contact and key, the latest decides, and it is moved to the end
+    of ``candidates`` so that it is the one enrolled.
+    """
+    # exits imports this module for goal hand-offs, so the exit helper is imported here.
+    from workflows.engine.exits import exit_enrollments
+
+    name = workflow.restart_on_change
+    latest: dict[tuple[int, str], Candidate] = {}
+    for candidate in candidates:
+        if str(candidate.context.get(name) or ""):
+            latest[(candidate.contact_id, candidate.key)] = candidate
+
+    active = Enrollment.objects.filter(
+        workflow=workflow, state=Enrollment.State.ACTIVE, contact_id__in={contact_id for contact_id, _key in latest}
+    )
+    reasons: dict[str, list[Enrollment]] = {}
+    restarted: set[tuple[int, str]] = set()
+    for enrollment in active:
+        candidate = latest.get((enrollment.contact_id, enrollment.key))
+        if candidate is None or candidate.enrolled_at <= enrollment.enrolled_at:
+            continue
+        new_value = str(candidate.context.get(name))
+        if str(enrollment.context.get(name) or "") == new_value:
+            continue
+        reasons.setdefault(f"restarted: {name} changed to {new_value}"[:200], []).append(enrollment)
+        restarted.add((enrollment.contact_id, enrollment.key))
+
+    for reason, enrollments in reasons.items():
+        exit_enrollments(enrollments, reason, now)
+    for pair in restarted:
+        candidates.remove(latest[pair])
+        candidates.append(latest[pair])
+    if restarted:
+        logger.info("workflow %s: %s enrollments restarted on a new %s", workflow.pk, len(restarted), name)
+    return restarted
+
+
+def enroll(
+    workflow: Workflow, candidates: list[Candidate], now: datetime, *, restarted: set[tuple[int, str]] | None = None
+) -> int:
     """Enroll the candidates the workflow's entry rule admits; return how many enrollments were created.
 
-    Whatever the rule, a contact has at most one active enrollment per key.
+    Whatever the rule, a contact has at most one active enrollment per key. A (contact, key) pair
+    in ``restarted`` has just left its enrollment for a restart, and its last candidate enrolls
+    whatever the entry rule says.
     """
     if not candidates:
         return 0
 
+    restarted = restarted or set()
+    last_of_restart = {
+        (candidate.contact_id, candidate.key): candidate
+        for candidate in candidates
+        if (candidate.contact_id, candidate.key) in restarted
+    }
     contact_ids = {candidate.contact_id for candidate in candidates}
     existing = Enrollment.objects.filter(workflow=workflow, contact_id__in=contact_ids)
     blocked_keys = set(existing.filter(state=Enrollment.State.ACTIVE).values_list("contact_id", "key"))
@@ -79,9 +154,14 @@ def enroll(workflow: Workflow, candidates: list[Candidate], now: datetime) -> in
     first_step = Step.objects.filter(workflow=workflow).order_by("position", "id").first()
     new = []
     for candidate in candidates:
-        if candidate.contact_id in blocked_contacts or (candidate.contact_id, candidate.key) in blocked_keys:
+        pair = (candidate.contact_id, candidate.key)
+        if pair in last_of_restart:
+            # Only the newest trigger of a restart enrolls, past the entry rule.
+            if last_of_restart[pair] is not candidate:
+                continue
+        elif candidate.contact_id in blocked_contacts or pair in blocked_keys:
             continue
-        blocked_keys.add((candidate.contact_id, candidate.key))
+        blocked_keys.add(pair)
         if workflow.entry_rule != Workflow.EntryRule.EVERY_TIME:
             blocked_contacts.add(candidate.contact_id)
         new.append(
@@ -107,11 +187,17 @@ def enroll(workflow: Workflow, candidates: list[Candidate], now: datetime) -> in
     return len(new)
 
 
-def trigger_context(event: Event) -> dict:
-    """Return the trigger data merge tags and conditions can use: the event's properties and key."""
-    return {
+def trigger_context(event: Event, cycles: CycleTable | None = None) -> dict:
+    """Return the trigger data merge tags and conditions can use: the event's properties and key.
+
+    With ``cycles``, an order's lines without cycle_days get them from the replenishment table.
+    """
+    context = {
         **event.properties,
         "event_type": event.type,
         "key": event.key,
         "value": str(event.value) if event.value is not None else "",
     }
+    if cycles is not None and event.type in ORDER_EVENT_TYPES:
+        context = cycles.apply(context)
+    return context

@@ -10,6 +10,7 @@ from campaigns.metrics import MetricBatch
 from campaigns.models import Delivery
 from contacts import conditions
 from contacts.models import Event
+from contacts.tagging import tag_contacts
 from workflows.engine.batch import Batch, Run
 from workflows.engine.enroll import Candidate, enroll
 from workflows.models import Enrollment, Step, StepLog, Workflow
@@ -43,9 +44,11 @@ def exit_matching_runs(batch: Batch, runs: list[Run]) -> None:
             matched.update(
                 Enrollment.objects.filter(pk__in=ids[start : start + CHUNK]).filter(compiled).values_list("pk", flat=True)
             )
-        for run in workflow_runs:
-            if run.id in matched:
-                batch.finish(run, Enrollment.State.EXITED, "exit condition", plan.by_id.get(run.step_id))
+        leaving = [run for run in workflow_runs if run.id in matched]
+        for run in leaving:
+            batch.finish(run, Enrollment.State.EXITED, "exit condition", plan.by_id.get(run.step_id))
+        if leaving and plan.workflow.exit_tag:
+            tag_contacts([run.contact_id for run in leaving], plan.workflow.exit_tag)
 
 
 def exit_enrollments(enrollments: list[Enrollment], reason: str, now: datetime) -> int:
@@ -92,6 +95,8 @@ def exit_on_events(events: list[Event], now: datetime) -> int:
         )
         if matching:
             total += exit_enrollments(matching, "exit condition", now)
+            if workflow.exit_tag:
+                tag_contacts([enrollment.contact_id for enrollment in matching], workflow.exit_tag)
             logger.info("workflow %s: %s enrollments exited on arriving events", workflow.pk, len(matching))
     return total
 
@@ -168,6 +173,8 @@ def record_conversion(workflow: Workflow, enrollment: Enrollment, event: Event, 
     if workflow.exit_on_goal and enrollment.state == Enrollment.State.ACTIVE:
         exit_enrollments([enrollment], "goal reached", now)
         enrollment.state = Enrollment.State.EXITED
+        if workflow.exit_tag:
+            tag_contacts([enrollment.contact_id], workflow.exit_tag)
     handoff = workflow.goal_handoff
     if handoff is not None and handoff.status == Workflow.Status.LIVE:
         key = event.key if handoff.keyed else ""

@@ -7,8 +7,8 @@ Rules, in the order a blocked send reports them:
 2. Suppression rules: conditions from the policy, e.g. contacts tagged open-ticket.
 3. Quiet periods: some days after an event such as order_placed, except in workflows that event triggers.
 4. The workflow's own message cap.
-5. Frequency caps per channel across all workflows and broadcasts.
-6. Channel spacing, e.g. no SMS on a local day that already had an email.
+5. Frequency caps per channel across all workflows and broadcasts, unless the workflow ignores them.
+6. Channel spacing, e.g. no SMS on a local day that already had an email, unless the workflow ignores caps.
 7. Quiet hours in the contact's time zone.
 
 Transactional messages skip all of them; consent and address are checked by the send step for
@@ -413,8 +413,11 @@ class SendCheck:
         if self.workflow.pk not in cached.rivals:
             cached.rivals[self.workflow.pk] = load_rivals(self.workflow)
         self.rivals = cached.rivals[self.workflow.pk]
-        self.caps = [(limit, hours) for channel, limit, hours in self.rules.caps if channel == self.channel]
-        self.spacing_after = [after for channel, after in self.rules.spacings if channel == self.channel]
+        # A workflow that ignores frequency caps skips the installation-wide caps and channel spacing.
+        # Its own cap and the other rules still apply. Its messages still count for other workflows.
+        if not self.workflow.ignore_frequency_caps:
+            self.caps = [(limit, hours) for channel, limit, hours in self.rules.caps if channel == self.channel]
+            self.spacing_after = [after for channel, after in self.rules.spacings if channel == self.channel]
 
         lookbacks = [timedelta(hours=hours) for _limit, hours in self.caps]
         channels = set(self.spacing_after)

@@ -8,7 +8,8 @@ from django.db.models import F, OuterRef
 from campaigns.models import Delivery
 from contacts import conditions
 from contacts.consent import STATUS_FIELDS
-from contacts.models import Channel, ConsentStatus, Contact, Tag
+from contacts.models import Channel, ConsentStatus, Contact
+from contacts.tagging import tag_contacts, untag_contacts
 from workflows.engine import policy
 from workflows.engine.actions import run_move_to_workflow, run_notify_staff, run_update_attribute
 from workflows.engine.batch import Batch, Run, insert_rows
@@ -114,16 +115,8 @@ def run_send(batch: Batch, step: Step, runs: list[Run]) -> None:
 
 
 def run_tag(batch: Batch, step: Step, runs: list[Run]) -> None:
-    tag, _created = Tag.objects.get_or_create(name=step.tag.strip())
-    contact_ids = sorted({run.contact_id for run in runs})
-    through = Contact.tags.through
-    if step.kind == Step.Kind.ADD_TAG:
-        through.objects.bulk_create(
-            [through(contact_id=contact_id, tag_id=tag.pk) for contact_id in contact_ids], batch_size=CHUNK, ignore_conflicts=True
-        )
-    else:
-        for chunk in chunks(contact_ids):
-            through.objects.filter(tag=tag, contact_id__in=chunk).delete()
+    change = tag_contacts if step.kind == Step.Kind.ADD_TAG else untag_contacts
+    tag = change([run.contact_id for run in runs], step.tag)
 
     sign = "+" if step.kind == Step.Kind.ADD_TAG else "-"
     for run in runs:
