@@ -20,7 +20,11 @@ def build_channel_message(delivery: Delivery) -> ChannelMessage:
 
     if delivery.channel == Channel.SMS:
         rendered = render_sms(
-            delivery.template, contact, trigger=trigger, shorten_link=lambda url: short_links.shorten(delivery, url)
+            delivery.template,
+            contact,
+            trigger=trigger,
+            shorten_link=lambda url: short_links.shorten(delivery, url),
+            extra_context=delivery.workflow_context(),
         )
         return ChannelMessage(
             channel=Channel.SMS,
@@ -31,7 +35,7 @@ def build_channel_message(delivery: Delivery) -> ChannelMessage:
             transactional=delivery.transactional,
         )
 
-    rendered = render_whatsapp(delivery.template, contact, trigger=trigger)
+    rendered = render_whatsapp(delivery.template, contact, trigger=trigger, extra_context=delivery.workflow_context())
     return ChannelMessage(
         channel=Channel.WHATSAPP,
         to=contact.phone or "",

@@ -96,10 +96,10 @@ def merge_fields(template: MessageTemplate) -> dict[str, str]:
     }
 
 
-def check_template(template: MessageTemplate) -> list[Problem]:
-    """Return the problems of a message template, errors before warnings."""
-    problems: list[Problem] = []
+def collect_usages(template: MessageTemplate) -> tuple[list[Usage], list[Problem]]:
+    """Return the variables the template's rendered fields read, and an error for each field that does not compile."""
     usages: list[Usage] = []
+    problems: list[Problem] = []
     for field, source in merge_fields(template).items():
         if not source:
             continue
@@ -109,6 +109,18 @@ def check_template(template: MessageTemplate) -> list[Problem]:
             problems.append(Problem(ERROR, field, _("This text has a merge tag error: %(error)s") % {"error": error}))
             continue
         usages.extend(variable_usages(compiled, field))
+    return usages, problems
+
+
+def used_names(template: MessageTemplate) -> set[str]:
+    """Return the top-level merge names the template reads, e.g. {"first_name", "trigger", "discount_code"}."""
+    usages, _problems = collect_usages(template)
+    return {usage.path[0] for usage in usages}
+
+
+def check_template(template: MessageTemplate) -> list[Problem]:
+    """Return the problems of a message template, errors before warnings."""
+    usages, problems = collect_usages(template)
 
     problems.extend(unknown_tag_problems(template, usages))
     problems.extend(missing_data_problems(template, usages))

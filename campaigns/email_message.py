@@ -40,7 +40,7 @@ def build_message(delivery: Delivery, conn: Any) -> EmailMultiAlternatives:
             template,
             delivery.contact,
             trigger=trigger,
-            extra_context={"confirmation_url": confirmation.confirmation_url(delivery.contact)},
+            extra_context={**delivery.workflow_context(), "confirmation_url": confirmation.confirmation_url(delivery.contact)},
         )
         unsubscribe = ""
     else:
@@ -53,6 +53,7 @@ def build_message(delivery: Delivery, conn: Any) -> EmailMultiAlternatives:
             preferences_url=tracking.preferences_url(delivery) if unsubscribe else "",
             open_pixel_url=tracking.open_pixel_url(delivery),
             track_link=lambda url: tracking.click_url(delivery, url),
+            extra_context=delivery.workflow_context(),
         )
 
     headers = {"Message-ID": message_id(delivery)}

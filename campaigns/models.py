@@ -1,7 +1,8 @@
 from decimal import Decimal
+from email.utils import parseaddr
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, validate_email
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -14,6 +15,19 @@ WHATSAPP_TEMPLATE_NAME = RegexValidator(
     _("Enter the template name exactly as WhatsApp approved it: lower-case letters, digits and underscores."),
 )
 WHATSAPP_LANGUAGE = RegexValidator(r"^[a-z]{2,3}(_[A-Z]{2})?$", _("Enter a WhatsApp language code such as nl, en or en_US."))
+
+
+def validate_sender(value: str) -> None:
+    """Accept an address with an optional display name, as in "Shop <shop@example.com>"."""
+    _name, address = parseaddr(value)
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise ValidationError(
+            _("%(value)s is not a sender address. Enter one like Shop <shop@example.com> or shop@example.com."),
+            params={"value": value},
+            code="invalid_sender",
+        ) from None
 
 
 class MessageTemplate(models.Model):
@@ -68,7 +82,11 @@ class MessageTemplate(models.Model):
     cta_text = models.CharField(_("button text"), max_length=100, blank=True)
     cta_url = models.CharField(_("button link"), max_length=500, blank=True)
     from_email = models.CharField(
-        _("sender"), max_length=254, blank=True, help_text=_("E.g. Shop <shop@example.com>. Empty uses the default sender.")
+        _("sender"),
+        max_length=254,
+        blank=True,
+        validators=[validate_sender],
+        help_text=_("E.g. Shop <shop@example.com>. Empty uses the default sender."),
     )
 
     # SMS: the body is the text; these two settings shape what is sent.
@@ -221,6 +239,12 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template} → {self.contact}"
+
+    def workflow_context(self) -> dict[str, str]:
+        """Return the merge data the sending workflow adds: its discount code, empty for a broadcast."""
+        if self.enrollment_id is None:
+            return {}
+        return {"discount_code": self.enrollment.workflow.discount_code}
 
 
 class StepMetric(models.Model):

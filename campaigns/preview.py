@@ -65,17 +65,33 @@ def preview_trigger(template: MessageTemplate, contact: Contact) -> dict[str, An
     return {**event.properties, "event_type": event.type, "key": event.key}
 
 
+def preview_workflow_context(template: MessageTemplate) -> dict[str, str]:
+    """Return the merge data a workflow sending this template adds, from the first such workflow with a discount code."""
+    code = (
+        template.steps.exclude(workflow__discount_code="")
+        .order_by("workflow_id")
+        .values_list("workflow__discount_code", flat=True)
+        .first()
+    )
+    return {"discount_code": code} if code else {}
+
+
 def render_preview(template: MessageTemplate, contact: Contact, *, trigger: dict[str, Any] | None = None) -> Preview:
     """Render the template for the contact as its channel would send it; RenderError as dispatch would raise it."""
     trigger = preview_trigger(template, contact) if trigger is None else trigger
     preview = Preview(channel=template.channel, trigger=trigger)
+    workflow_context = preview_workflow_context(template)
     if template.channel == Channel.SMS:
-        preview.sms = render_sms(template, contact, trigger=trigger, shorten_link=lambda url: example_short_url())
+        preview.sms = render_sms(
+            template, contact, trigger=trigger, shorten_link=lambda url: example_short_url(), extra_context=workflow_context
+        )
     elif template.channel == Channel.WHATSAPP:
-        preview.whatsapp = render_whatsapp(template, contact, trigger=trigger)
+        preview.whatsapp = render_whatsapp(template, contact, trigger=trigger, extra_context=workflow_context)
     else:
         example = example_link_url()
-        extra = {"confirmation_url": example} if template.purpose == MessageTemplate.Purpose.CONFIRMATION else None
+        extra = dict(workflow_context)
+        if template.purpose == MessageTemplate.Purpose.CONFIRMATION:
+            extra["confirmation_url"] = example
         unsubscribe = "" if template.transactional else example
         preview.email = render_email(
             template,

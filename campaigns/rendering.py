@@ -88,7 +88,7 @@ class RenderedEmail:
 
 
 def merge_context(contact: Contact, trigger: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Return the read-only data merge tags can use: contact fields, attributes, trigger data, shop."""
+    """Return the read-only data merge tags can use: contact fields, attributes, trigger data, shop, discount code."""
     return {
         "first_name": contact.first_name,
         "last_name": contact.last_name,
@@ -104,6 +104,8 @@ def merge_context(contact: Contact, trigger: dict[str, Any] | None = None) -> di
         "trigger": dict(trigger or {}),
         "shop_name": settings.MKTAUTO_BRAND_NAME,
         "shop_url": settings.MKTAUTO_SHOP_URL,
+        # The sending workflow's code; callers that know the workflow pass it in their extra context.
+        "discount_code": "",
     }
 
 

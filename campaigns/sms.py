@@ -107,12 +107,13 @@ def render_sms(
     *,
     trigger: dict[str, Any] | None = None,
     shorten_link: Callable[[str], str] | None = None,
+    extra_context: dict[str, Any] | None = None,
 ) -> RenderedSms:
     """Render the template's body as SMS text; links go through ``shorten_link`` when the template tracks them.
 
     RenderError when the text is empty or longer than the template's maximum number of segments.
     """
-    context = merge_context(contact, trigger)
+    context = {**merge_context(contact, trigger), **(extra_context or {})}
     language = contact.language or settings.LANGUAGE_CODE
     missing: list[str] = []
     with translation.override(language):

@@ -48,12 +48,18 @@ def parameter_sources(template: MessageTemplate) -> dict[str, str]:
     return sources
 
 
-def render_whatsapp(template: MessageTemplate, contact: Contact, *, trigger: dict[str, Any] | None = None) -> RenderedWhatsApp:
+def render_whatsapp(
+    template: MessageTemplate,
+    contact: Contact,
+    *,
+    trigger: dict[str, Any] | None = None,
+    extra_context: dict[str, Any] | None = None,
+) -> RenderedWhatsApp:
     """Render each parameter for the contact; RenderError when one is empty, because WhatsApp rejects empty parameters."""
     if not template.whatsapp_template_name or not template.whatsapp_language:
         raise RenderError(f"{template.name!r} has no WhatsApp template name and language; fill both in the message template")
 
-    context = merge_context(contact, trigger)
+    context = {**merge_context(contact, trigger), **(extra_context or {})}
     language = contact.language or settings.LANGUAGE_CODE
     state = RenderState(language, contact.currency or settings.MKTAUTO_DEFAULT_CURRENCY)
     parameters: dict[str, str] = {}
