@@ -20,11 +20,11 @@ from django.forms.fields import InvalidJSONInput
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django_jsonform.forms.fields import JSONFormField
-from django_jsonform.widgets import JSONFormWidget
 
 from contacts import conditions
 from contacts.catalogue import ALL_EVENT_TYPES
 from contacts.models import Contact, Segment
+from mktauto.json_editor import RenderTimeSchemaWidget
 
 logger = logging.getLogger(__name__)
 
@@ -276,36 +276,17 @@ def build_schema(*, allow_properties: bool, event_types: set[str] = frozenset(),
     return {**definitions[root], "$defs": definitions}
 
 
-class ConditionWidget(JSONFormWidget):
+class ConditionWidget(RenderTimeSchemaWidget):
     def __init__(self, *, allow_properties: bool = False, attrs: dict | None = None) -> None:
-        # get_schema below builds the schema at render time, so none is stored here.
-        super().__init__(schema={}, attrs=attrs)
+        super().__init__(attrs=attrs)
         self.allow_properties = allow_properties
-        self.rendered_data: Any = None
 
-    def get_schema(self) -> dict:
-        # Built from this widget's own state at render time. A bound method stored as the schema
-        # would keep reading the widget it was made on, while each form renders a shallow copy.
+    def build_schema(self) -> dict:
         return build_schema(
             allow_properties=self.allow_properties,
             event_types=names_in_use(self.rendered_data, "event"),
             segments=names_in_use(self.rendered_data, "segment"),
         )
-
-    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
-        return data.get(name)
-
-    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
-        # The editor's script always submits at least an empty group. An empty or missing value
-        # means the script did not run, so the stored tree is kept instead of being wiped.
-        return not (data.get(name) or "").strip()
-
-    def render(self, name: str, value: Any, attrs: dict | None = None, renderer: Any = None) -> str:
-        try:
-            self.rendered_data = json.loads(value) if isinstance(value, str) else value
-        except ValueError:
-            self.rendered_data = None
-        return super().render(name, value, attrs, renderer)
 
 
 class ConditionFormField(JSONFormField):

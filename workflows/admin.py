@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
-from workflows import flowchart, lifecycle, performance, resume
+from workflows import flowchart, lifecycle, performance, replenishment, resume, targets
 from workflows.admin_forms import BRANCH_TARGETS_LIST_ID, StepForm, StepFormSet, WorkflowForm
 from workflows.admin_views import TemplateLibraryView
 from workflows.engine.exits import exit_enrollments
@@ -28,6 +28,7 @@ from workflows.models import (
     Enrollment,
     FrequencyCap,
     QuietPeriod,
+    ReplenishmentCycle,
     SendingPolicy,
     Step,
     StepLog,
@@ -163,7 +164,7 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
     readonly_fields = ["status", "template_slug", "created_at", "updated_at"]
     actions = ["activate", "pause", "resume_without_late_sends"]
     fieldsets = [
-        (None, {"fields": ["name", "objective", ("status", "priority")]}),
+        (None, {"fields": ["name", "objective", ("status", "priority"), "discount_code"]}),
         (
             gettext_lazy("Trigger"),
             {
@@ -175,10 +176,11 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
                     "trigger_days",
                     "trigger_cron",
                     ("keyed", "entry_rule", "reentry_days"),
+                    "restart_on_change",
                 ]
             },
         ),
-        (gettext_lazy("Exit"), {"fields": ["exit_condition"]}),
+        (gettext_lazy("Exit"), {"fields": ["exit_condition", "exit_tag"]}),
         (
             gettext_lazy("Goal"),
             {
@@ -186,6 +188,7 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
                     ("goal_event", "goal_same_key"),
                     ("goal_window_days", "goal_target_percent"),
                     ("exit_on_goal", "goal_handoff"),
+                    "metric_targets",
                 ]
             },
         ),
@@ -194,6 +197,7 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
             {
                 "fields": [
                     ("cap_messages", "cap_window_hours"),
+                    "ignore_frequency_caps",
                     ("blocked_send", "max_delay_hours"),
                     "on_conflict",
                     "exclusions",
@@ -300,12 +304,14 @@ class WorkflowAdmin(SortableAdminBase, SimpleHistoryAdmin):
         return super().add_view(request, form_url, extra_context)
 
     def overview_context(self, workflow: Workflow) -> dict[str, Any]:
-        """Return what the workflow page shows above the form: flowchart, goal, metrics, chart, history."""
+        """Return what the workflow page shows above the form: flowchart, goal, targets, metrics, chart, history."""
         steps = list(workflow.steps.select_related("template").order_by("position", "id"))
         rows = performance.step_rows(workflow, steps)
+        goal = performance.goal_summary(workflow)
         return {
             "flowchart_source": flowchart.build(workflow, steps),
-            "goal": performance.goal_summary(workflow),
+            "goal": goal,
+            "target_results": targets.evaluate(workflow, rows=rows, goal=goal),
             "step_rows": rows,
             "step_totals": performance.total_row(rows),
             "daily_series": performance.daily_series(workflow, today=timezone.now().date(), days=CHART_DAYS),
@@ -475,3 +481,56 @@ class SendingPolicyAdmin(admin.ModelAdmin):
         # The list always shows the one row, with its defaults if nothing has read the policy yet.
         SendingPolicy.load()
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(ReplenishmentCycle)
+class ReplenishmentCycleAdmin(admin.ModelAdmin):
+    """The products the replenishment workflow reminds about, and how long one order of each lasts."""
+
+    list_display = ["display_name", "sku", "product_id", "title_contains", "cycle_days", "reminder_day", "discontinued"]
+    list_display_links = ["display_name"]
+    list_filter = ["discontinued"]
+    search_fields = ["name", "sku", "product_id", "title_contains"]
+    fields = ["name", "sku", "product_id", "title_contains", "cycle_days", "discontinued"]
+    actions = ["mark_discontinued"]
+
+    @admin.display(description=gettext_lazy("name"), ordering="name")
+    def display_name(self, cycle: ReplenishmentCycle) -> str:
+        return str(cycle)
+
+    @admin.display(description=gettext_lazy("reminder on day"), ordering="cycle_days")
+    def reminder_day(self, cycle: ReplenishmentCycle) -> int | None:
+        return cycle.reminder_day
+
+    def save_model(self, request: HttpRequest, obj: ReplenishmentCycle, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            newly_discontinued = obj.discontinued and (not change or "discontinued" in form.changed_data)
+            recorded = replenishment.record_discontinued([obj], timezone.now()) if newly_discontinued else 0
+        if newly_discontinued:
+            logger.info("staff user %s marked replenishment cycle %s discontinued", request.user.pk, obj.pk)
+            self.report_discontinued(request, recorded)
+
+    @admin.action(description=gettext_lazy("Mark as discontinued"), permissions=["change"])
+    def mark_discontinued(self, request: HttpRequest, queryset: QuerySet[ReplenishmentCycle]) -> None:
+        with transaction.atomic():
+            cycles = list(queryset.filter(discontinued=False))
+            recorded = replenishment.discontinue(cycles, timezone.now())
+        logger.info("staff user %s marked replenishment cycles %s discontinued", request.user.pk, [cycle.pk for cycle in cycles])
+        self.message_user(
+            request,
+            _("Products marked discontinued: %(count)d.") % {"count": len(cycles)},
+            messages.SUCCESS,
+        )
+        self.report_discontinued(request, recorded)
+
+    def report_discontinued(self, request: HttpRequest, recorded: int) -> None:
+        self.message_user(
+            request,
+            _(
+                "Contacts waiting for a reminder about the discontinued product: %(count)d. They leave the workflows that exit on "
+                "product_discontinued within a few minutes."
+            )
+            % {"count": recorded},
+            messages.INFO,
+        )

@@ -8,16 +8,19 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.models import MessageTemplate
+from campaigns.models import MessageTemplate, validate_sender
 from contacts.catalogue import EVENT_TYPE_CHOICES
 from contacts.condition_editor import ConditionFormField
 from workflows import library
 from workflows.models import Step, Workflow
 from workflows.step_schema import UNUSED_VALUES, unused_fields
+from workflows.targets import TargetsFormField
 
 logger = logging.getLogger(__name__)
 
 BRANCH_TARGETS_LIST_ID = "mktauto-step-targets"
+# The prefix of the workflow page's step formset: the default, the steps' related name.
+STEP_FORMSET_PREFIX = "steps"
 
 
 def event_choices(current: str, *, blank: bool) -> list[tuple[str, str]]:
@@ -40,6 +43,13 @@ class WorkflowForm(forms.ModelForm):
         label=_("Exit condition"),
         help_text=_("Checked when events arrive and before every step; a match ends the enrollment. Empty never exits."),
     )
+    metric_targets = TargetsFormField(
+        label=_("Metric targets"),
+        help_text=_(
+            "Target ranges in percent for the key metrics, shown beside the real figures at the top of this page. "
+            "A step added in this form can be chosen after saving."
+        ),
+    )
 
     class Meta:
         model = Workflow
@@ -52,6 +62,39 @@ class WorkflowForm(forms.ModelForm):
                 continue
             current = self.initial.get(name) or getattr(self.instance, name, "")
             self.fields[name].widget = forms.Select(choices=event_choices(current, blank=blank))
+        if "metric_targets" in self.fields:
+            steps = submitted_steps(self.data, STEP_FORMSET_PREFIX) if self.is_bound else None
+            if steps is None:
+                steps = list(self.instance.steps.order_by("position", "id")) if self.instance.pk else []
+            self.fields["metric_targets"].use_steps(steps)
+
+
+def submitted_steps(data: Any, prefix: str) -> list[Step] | None:
+    """Return the unsaved steps that the step formset in ``data`` keeps, or None without a step formset.
+
+    The workflow form is validated before the step formset, so it reads the submitted step keys
+    and kinds itself: a metric target may name a step added, renamed or changed in the same form.
+    """
+    try:
+        total = int(data.get(f"{prefix}-TOTAL_FORMS", ""))
+    except ValueError:
+        return None
+
+    steps = []
+    for index in range(total):
+        field = f"{prefix}-{index}-"
+        key = (data.get(f"{field}key") or "").strip()
+        if not key or data.get(f"{field}DELETE"):
+            continue
+        try:
+            position = int(data.get(f"{field}position") or 0)
+        except ValueError:
+            position = 0
+        steps.append(
+            Step(key=key, kind=data.get(f"{field}kind") or "", name=(data.get(f"{field}name") or "").strip(), position=position)
+        )
+    steps.sort(key=lambda step: step.position)
+    return steps
 
 
 class BranchTargetInput(forms.TextInput):
@@ -153,6 +196,19 @@ class TemplateInstallForm(forms.Form):
         label=_("Language"),
         choices=settings.LANGUAGES,
         help_text=_("The language of the workflow's names and of the messages it creates."),
+    )
+    discount_code = forms.CharField(
+        label=_("Discount code"),
+        max_length=64,
+        required=False,
+        help_text=_("The code the messages offer. Create it in the shop before you activate the workflow."),
+    )
+    from_email = forms.CharField(
+        label=_("Sender"),
+        max_length=254,
+        required=False,
+        validators=[validate_sender],
+        help_text=_("E.g. Shop <shop@example.com>. Empty uses the default sender."),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
