@@ -474,9 +474,7 @@ def test_condition_editor_shows_tree_as_form(staff_client, shop):
 
 
 def test_condition_editor_keeps_event_type_outside_catalogue(staff_client, shop):
-    Workflow.objects.filter(pk=shop["cart"].pk).update(
-        exit_condition={"event": "loyalty_card_scanned", "since": "enrollment"}
-    )
+    Workflow.objects.filter(pk=shop["cart"].pk).update(exit_condition={"event": "loyalty_card_scanned", "since": "enrollment"})
 
     response = staff_client.get(admin_url(shop["cart"]), HTTP_ACCEPT_LANGUAGE="en")
 

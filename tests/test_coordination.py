@@ -356,9 +356,7 @@ def test_ignore_frequency_caps_sends_past_the_cap(anna, make_workflow, send_even
 
 
 def test_ignore_frequency_caps_still_counts_for_others(anna, make_workflow, send_event, t0):
-    cart = make_workflow(
-        [email("email 1"), email("email 2"), email("email 3")], name="Cart", ignore_frequency_caps=True
-    )
+    cart = make_workflow([email("email 1"), email("email 2"), email("email 3")], name="Cart", ignore_frequency_caps=True)
     news = make_workflow([email("email 1")], name="News", trigger_event="product_viewed", blocked_send=Workflow.BlockedSend.SKIP)
     send_event("signed_up", anna.email, t0)
     tick(t0)
@@ -376,7 +374,10 @@ def test_ignore_frequency_caps_still_counts_for_others(anna, make_workflow, send
 def test_ignore_frequency_caps_skips_channel_spacing(dirk, make_workflow, send_event, t0):
     make_workflow([email("email 1")], name="Welcome")
     cart = make_workflow(
-        [{"kind": "wait", "wait_hours": 2}, sms("sms 1")], name="Cart SMS", trigger_event="product_viewed", ignore_frequency_caps=True
+        [{"kind": "wait", "wait_hours": 2}, sms("sms 1")],
+        name="Cart SMS",
+        trigger_event="product_viewed",
+        ignore_frequency_caps=True,
     )
     send_event("signed_up", dirk.email, t0)
     tick(t0, dispatch=False)

@@ -416,7 +416,9 @@ def test_transactional_goes_inside_quiet_hours(anna, order_confirmation):
 
 
 def test_no_quiet_hours_sends_at_night(anna, newsletter):
-    SendingPolicy.objects.update_or_create(pk=SendingPolicy.load().pk, defaults={"quiet_hours_start": None, "quiet_hours_end": None})
+    SendingPolicy.objects.update_or_create(
+        pk=SendingPolicy.load().pk, defaults={"quiet_hours_start": None, "quiet_hours_end": None}
+    )
     delivery = queue(anna, newsletter, EVENING + timedelta(hours=2))
 
     dispatch.dispatch_due(EVENING + timedelta(hours=2))

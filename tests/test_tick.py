@@ -401,7 +401,10 @@ def test_broken_workflow_does_not_stall_others(anna, bram, make_workflow, send_e
     bram.save()
     healthy = make_workflow([{"kind": "send_email"}], name="Healthy")
     broken = make_workflow(
-        [{"kind": "condition", "condition": {"segment": "Engaged"}, "if_true": "next", "if_false": "exit"}, {"kind": "send_email"}],
+        [
+            {"kind": "condition", "condition": {"segment": "Engaged"}, "if_true": "next", "if_false": "exit"},
+            {"kind": "send_email"},
+        ],
         name="Broken",
         trigger_event="checkout_started",
     )

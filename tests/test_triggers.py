@@ -41,7 +41,11 @@ def test_birthday_fires_at_local_time_once(make_workflow):
 
 def test_birthday_in_other_time_zone(make_workflow):
     workflow = make_workflow(
-        WAIT_A_DAY, trigger_type=Workflow.TriggerType.DATE, trigger_event="", trigger_date_field="birthday", trigger_time=time(9, 0)
+        WAIT_A_DAY,
+        trigger_type=Workflow.TriggerType.DATE,
+        trigger_event="",
+        trigger_date_field="birthday",
+        trigger_time=time(9, 0),
     )
     Contact.objects.create(email="ny@example.com", time_zone="America/New_York", attributes={"birthday": "1985-11-03"})
 
@@ -91,7 +95,11 @@ def test_date_offset_days_before(make_workflow):
 
 def test_signup_anniversary_from_created_at(make_workflow):
     workflow = make_workflow(
-        WAIT_A_DAY, trigger_type=Workflow.TriggerType.DATE, trigger_event="", trigger_date_field="created_at", trigger_time=time(9, 0)
+        WAIT_A_DAY,
+        trigger_type=Workflow.TriggerType.DATE,
+        trigger_event="",
+        trigger_date_field="created_at",
+        trigger_time=time(9, 0),
     )
     Contact.objects.create(email="old@example.com", created_at=datetime(2024, 6, 1, 12, 0, tzinfo=UTC))
 
