@@ -158,7 +158,7 @@ def test_install_template_dutch_content(db):
     assert welcome.preview_text == "Hier is 15% korting op je eerste bestelling."
     assert welcome.body.startswith("Beste {{ first_name|default:'klant' }},\n\nBedankt voor je inschrijving.")
     assert "**15% korting**" in welcome.body
-    assert "**WELCOME15**" in welcome.body
+    assert "**{{ discount_code }}**" in welcome.body
     assert welcome.cta_text == "Nu shoppen"
 
 

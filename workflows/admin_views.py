@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -14,6 +15,7 @@ from django.views import View
 
 from workflows import library
 from workflows.admin_forms import TemplateInstallForm
+from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +39,16 @@ class TemplateLibraryView(View):
     def post(self, request: HttpRequest) -> HttpResponse:
         form = TemplateInstallForm(request.POST)
         if not form.is_valid():
-            self.model_admin.message_user(request, _("Choose a template and a language, then install again."), messages.ERROR)
+            self.model_admin.message_user(request, _("Correct the marked fields, then install again."), messages.ERROR)
             return self.render(request, form, status=400)
 
         slug = form.cleaned_data["template"]
         language = form.cleaned_data["language"]
-        workflow = library.install_template(slug, language=language)
+        # A template without a code of its own gets none, whatever the form says.
+        code = form.cleaned_data["discount_code"] if library.TEMPLATES[slug].discount_code else None
+        workflow = library.install_template(
+            slug, language=language, discount_code=code, from_email=form.cleaned_data["from_email"]
+        )
         logger.info("staff user %s installed template %s as workflow %s", request.user.pk, slug, workflow.pk)
 
         self.model_admin.log_addition(request, workflow, [{"added": {}}])
@@ -61,7 +67,8 @@ class TemplateLibraryView(View):
                 "name": spec.name,
                 "objective": spec.objective,
                 "metrics": spec.metrics,
-                "trigger_event": spec.trigger_event,
+                "trigger": spec.trigger_event or Workflow.TriggerType(spec.trigger_type).label,
+                "discount_code": spec.discount_code,
                 "step_count": len(spec.steps),
                 "email_count": sum(1 for step in spec.steps if step.message is not None),
             }
@@ -74,5 +81,8 @@ class TemplateLibraryView(View):
             "templates": templates,
             "form": form,
             "languages": form.fields["language"].choices,
+            "brand_name": settings.MKTAUTO_BRAND_NAME,
+            "shop_url": settings.MKTAUTO_SHOP_URL,
+            "default_sender": settings.DEFAULT_FROM_EMAIL,
         }
         return TemplateResponse(request, self.template_name, context, status=status)

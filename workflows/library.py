@@ -15,7 +15,9 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import MessageTemplate
 from contacts.models import Channel
-from workflows.models import Step, Workflow
+from workflows.models import REPLENISHMENT_LEAD_DAYS, Step, Workflow
+from workflows.replenishment import CYCLE_PATH, DEFAULT_CYCLES, DISCONTINUED_EVENT
+from workflows.targets import target
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +28,6 @@ UNSUBSCRIBED = {"field": "email_consent", "op": "eq", "value": "unsubscribed"}
 ADDED_TO_CART = {"event": "product_added_to_cart", "since": "enrollment"}
 CHECKOUT_SINCE_ENROLLMENT = {"event": "checkout_started", "since": "enrollment"}
 CLICKED_SINCE_ENROLLMENT = {"event": "link_clicked", "since": "enrollment"}
-# The first order triggers the post-purchase workflow with order_count 1 (facts are updated before
-# triggers run), so a count of 2 is the second purchase. "order_placed since enrollment" would also
-# match the triggering order itself, whose time is the enrollment time.
-SECOND_ORDER = {"field": "order_count", "op": "gte", "value": 2}
 REFUNDED_SINCE_ENROLLMENT = {"event": "refund_created", "since": "enrollment"}
 DEMO_REQUESTED_SINCE_ENROLLMENT = {"event": "demo_requested", "since": "enrollment"}
 CART_URL = "{{ trigger.abandoned_checkout_url|default:shop_url }}"
@@ -39,17 +37,12 @@ CONTENT_URL = "{{ trigger.content_url|default:shop_url }}"
 # A placeholder the marketer replaces with the sales team's address after installing.
 SALES_ADDRESS = "sales@example.com"
 
-# Typical days until a product runs out, for the replenishment workflow. Each order's line items
-# carry cycle_days (or the shop maps its products onto these cycles when it sends the order), and
-# the reminder goes out REMINDER_LEAD_DAYS before the shortest cycle in the order ends.
-REMINDER_LEAD_DAYS = 7
-REPLENISHMENT_CYCLES: dict[str, int] = {
-    "supplement-30-days": 30,
-    "coffee-1-lb": 19,
-    "skincare-60-ml": 47,
-    "pet-food-15-lb": 35,
-    "razor-blades-8-pack": 60,
-}
+# Typical days until a product runs out, for the replenishment workflow: the rows the
+# replenishment table starts with, which staff edit in the admin. Order lines without cycle_days
+# take theirs from the table, and the reminder goes out REMINDER_LEAD_DAYS before the shortest
+# cycle in the order ends.
+REMINDER_LEAD_DAYS = REPLENISHMENT_LEAD_DAYS
+REPLENISHMENT_CYCLES: dict[str, int] = {cycle.key: cycle.cycle_days for cycle in DEFAULT_CYCLES}
 
 
 @dataclass
@@ -90,17 +83,30 @@ class TemplateSpec:
     steps: list[StepSpec]
     trigger_type: str = Workflow.TriggerType.EVENT
     trigger_days: int = 0
+    # For a date trigger: the contact date it fires on each year, see Workflow.trigger_date_field.
+    trigger_date_field: str = ""
     trigger_filter: dict = field(default_factory=dict)
     keyed: bool = False
     entry_rule: str = Workflow.EntryRule.ONCE
     reentry_days: int = 0
     exit_condition: dict = field(default_factory=dict)
+    exit_tag: str = ""
+    exit_on_goal: bool = True
+    restart_on_change: str = ""
+    cap_messages: int | None = None
+    cap_window_hours: int = 24
     goal_event: str = "order_placed"
     goal_same_key: bool = False
     goal_window_days: int = 14
     goal_target_percent: Decimal | None = None
     priority: int = 0
     metrics: Any = ""
+    # The metrics prose as data: workflows.targets' format, installed as the workflow's metric targets.
+    targets: list = field(default_factory=list)
+    # The code the content's {{ discount_code }} shows until the marketer enters the shop's own.
+    discount_code: str = ""
+    # Series whose timing is the point (cart reminders, a trial's days) send despite the policy's caps.
+    ignore_frequency_caps: bool = False
 
 
 def email(
@@ -150,11 +156,18 @@ def add_tag(key: str, name: Any, tag: str) -> StepSpec:
 
 WELCOME_SERIES = TemplateSpec(
     slug="welcome_series",
+    discount_code="WELCOME15",
+    ignore_frequency_caps=True,
     name=_("Welcome series"),
     # xgettext:no-python-format
     objective=_("Turn new subscribers into first-time buyers: 8% make a first purchase within 14 days."),
     # xgettext:no-python-format
     metrics=_("First purchase within 14 days: 5-10%. Open rate of email 1: 50% or more. Click rate: 5-10%."),
+    targets=[
+        target("goal_rate", min=5, max=10),
+        target("open_rate", "welcome", min=50),
+        target("click_rate", min=5, max=10),
+    ],
     trigger_event="signed_up",
     trigger_filter={"field": "order_count", "op": "eq", "value": 0},
     exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
@@ -173,7 +186,7 @@ WELCOME_SERIES = TemplateSpec(
             _(
                 # xgettext:no-python-format
                 "Hi {{ first_name|default:'there' }},\n\nThank you for signing up. As a welcome, here is **15% off** your "
-                "first order with code **WELCOME15**.\n\nThe code is valid for 8 days."
+                "first order with code **{{ discount_code }}**.\n\nThe code is valid for 8 days."
             ),
             _("Shop now"),
         ),
@@ -185,7 +198,7 @@ WELCOME_SERIES = TemplateSpec(
             _("The people and the care behind every product."),
             _(
                 "Hi {{ first_name|default:'there' }},\n\nWe started {{ shop_name }} because we wanted products we would "
-                "use ourselves: made well, shipped fast, fairly priced.\n\nYour code **WELCOME15** is still waiting for you."
+                "use ourselves: made well, shipped fast, fairly priced.\n\nYour code **{{ discount_code }}** is still waiting for you."
             ),
             _("Read our story"),
         ),
@@ -219,9 +232,9 @@ WELCOME_SERIES = TemplateSpec(
             _("Email 5: discount expires tomorrow"),
             # xgettext:no-python-format
             _("Your 15% off expires tomorrow"),
-            _("Last chance to use WELCOME15."),
+            _("Last chance to use {{ discount_code }}."),
             _(
-                "Hi {{ first_name|default:'there' }},\n\nA reminder: your welcome code **WELCOME15** expires tomorrow. "
+                "Hi {{ first_name|default:'there' }},\n\nA reminder: your welcome code **{{ discount_code }}** expires tomorrow. "
                 "After that, it is gone."
             ),
             # xgettext:no-python-format
@@ -261,11 +274,11 @@ CART_INCENTIVE = email(
     _("Email 3: 10% off your cart"),
     # xgettext:no-python-format
     _("10% off to complete your order"),
-    _("Use code COMEBACK10 today."),
+    _("Use code {{ discount_code }} today."),
     _(
         # xgettext:no-python-format
         "Hi {{ first_name|default:'there' }},\n\nWe would love to see you complete your order. Use code "
-        "**COMEBACK10** for 10% off your cart."
+        "**{{ discount_code }}** for 10% off your cart."
     ),
     # xgettext:no-python-format
     _("Use my 10% off"),
@@ -279,7 +292,7 @@ CART_LAST_CALL = email(
     _("Last chance: your items and your discount."),
     _(
         "Hi {{ first_name|default:'there' }},\n\nThis is our last reminder. We cannot hold your items much longer, "
-        "and code **COMEBACK10** expires tonight."
+        "and code **{{ discount_code }}** expires tonight."
     ),
     _("Complete my order"),
     CART_URL,
@@ -288,11 +301,14 @@ CART_LAST_CALL = email(
 
 ABANDONED_CART = TemplateSpec(
     slug="abandoned_cart",
+    discount_code="COMEBACK10",
+    ignore_frequency_caps=True,
     name=_("Abandoned cart recovery"),
     # xgettext:no-python-format
     objective=_("Recover 10% of abandoned checkouts within 72 hours."),
     # xgettext:no-python-format
     metrics=_("Recovery rate: 5-15%. Open rate of email 1: 40-50%. Revenue per recipient: track it."),
+    targets=[target("goal_rate", min=5, max=15), target("open_rate", "reminder", min=40, max=50)],
     trigger_event="checkout_started",
     keyed=True,
     entry_rule=Workflow.EntryRule.EVERY_TIME,
@@ -318,6 +334,8 @@ ABANDONED_CART = TemplateSpec(
 
 ABANDONED_CART_SMS = TemplateSpec(
     slug="abandoned_cart_sms",
+    discount_code="COMEBACK10",
+    ignore_frequency_caps=True,
     name=_("Abandoned cart recovery with SMS"),
     objective=_(
         # xgettext:no-python-format
@@ -327,6 +345,13 @@ ABANDONED_CART_SMS = TemplateSpec(
         # xgettext:no-python-format
         "Recovery rate: 8-18%. Click rate of the SMS: 10-20%. SMS opt-out rate: below 2%. Revenue per recipient: track it."
     ),
+    targets=[
+        target("goal_rate", min=8, max=18),
+        target("click_rate", "sms-reminder", min=10, max=20),
+        target("click_rate", "sms-discount", min=10, max=20),
+        target("unsubscribe_rate", "sms-reminder", max=2),
+        target("unsubscribe_rate", "sms-discount", max=2),
+    ],
     trigger_event="checkout_started",
     trigger_filter={"field": "sms_consent", "op": "eq", "value": "subscribed"},
     keyed=True,
@@ -362,7 +387,7 @@ ABANDONED_CART_SMS = TemplateSpec(
             _("SMS 2: discount alert"),
             _(
                 # xgettext:no-python-format
-                "{{ shop_name }}: 10% off your cart with code COMEBACK10, today only. "
+                "{{ shop_name }}: 10% off your cart with code {{ discount_code }}, today only. "
                 "{{ trigger.abandoned_checkout_url|default:shop_url }}"
             ),
         ),
@@ -380,10 +405,19 @@ POST_PURCHASE = TemplateSpec(
         # xgettext:no-python-format
         "Second order within 60 days: 10-20%. Review rate after the request: 5-10%. Open rate of the shipping email: 60% or more."
     ),
+    targets=[
+        target("goal_rate", min=10, max=20),
+        # Reviews are not counted here; clicks on the request's "Write a review" button stand in for them.
+        target("click_rate", "review-request", min=5, max=10),
+        target("open_rate", "shipping", min=60),
+    ],
     trigger_event="order_placed",
     trigger_filter={"field": "order_count", "op": "eq", "value": 1},
-    exit_condition={"any": [SECOND_ORDER, REFUNDED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    # A refund hands the contact to the returns workflow, which the same refund_created event starts.
+    exit_condition={"any": [REFUNDED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
     goal_event="order_placed",
+    # A second order counts as the goal but does not end the series: the later emails adapt to it.
+    exit_on_goal=False,
     goal_window_days=60,
     goal_target_percent=Decimal("15"),
     priority=30,
@@ -449,8 +483,9 @@ POST_PURCHASE = TemplateSpec(
             _("Goes well with your purchase"),
             _("Picked for you, based on your order."),
             _(
-                "Hi {{ first_name|default:'there' }},\n\nCustomers who bought what you bought often add these. Have a "
-                "look at what goes well with your purchase."
+                "Hi {{ first_name|default:'there' }},\n\n{% if order_count > 1 %}Thank you for ordering again! Based on "
+                "your orders so far, we picked these for you.{% else %}Customers who bought what you bought often add "
+                "these. Have a look at what goes well with your purchase.{% endif %}"
             ),
             _("See the suggestions"),
         ),
@@ -462,11 +497,78 @@ POST_PURCHASE = TemplateSpec(
             _("Every order brings you closer to a reward."),
             _(
                 "Hi {{ first_name|default:'there' }},\n\nAs a customer of {{ shop_name }} you save points with every "
-                "order. Exchange them for discounts and early access to new products."
+                "order.{% if order_count > 1 %} Your {{ order_count }} orders have already earned you points.{% endif %} "
+                "Exchange them for discounts and early access to new products."
             ),
             _("See my points"),
         ),
         add_tag("repeat-customer", _("Into the repeat-customer segment"), "repeat-customer"),
+    ],
+)
+
+RETURNS_FOLLOW_UP = TemplateSpec(
+    slug="returns_follow_up",
+    name=_("Returns follow-up"),
+    objective=_(
+        # xgettext:no-python-format
+        "Keep customers who return an order: 10% order again within 30 days. Takes over from the post-purchase "
+        "series, which the same refund ends."
+    ),
+    # xgettext:no-python-format
+    metrics=_(
+        "Order within 30 days: 5-15%. Open rate of the return confirmation: 60% or more. Click rate of the help email: 5-10%."
+    ),
+    targets=[
+        target("goal_rate", min=5, max=15),
+        target("open_rate", "return-received", min=60),
+        target("click_rate", "exchange-help", min=5, max=10),
+    ],
+    trigger_event="refund_created",
+    entry_rule=Workflow.EntryRule.EVERY_TIME,
+    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    goal_event="order_placed",
+    goal_window_days=30,
+    goal_target_percent=Decimal("10"),
+    # Above post-purchase: while a return is handled, this workflow speaks for the shop.
+    priority=35,
+    steps=[
+        email(
+            "return-received",
+            _("Email 1: return processed"),
+            _("We have processed your return"),
+            _("Your refund is on its way."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nWe have received your return and sent your refund. Depending "
+                "on your bank it can take a few days before you see it in your account."
+            ),
+            _("View my order"),
+            ORDER_URL,
+            transactional=True,
+        ),
+        wait("wait-help", days=3),
+        email(
+            "exchange-help",
+            _("Email 2: help finding the right one"),
+            _("Can we help you find the right one?"),
+            _("Another size, colour or model: we are happy to advise."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nA return happens: the size, the colour or the fit was not what "
+                "you hoped for. Reply to this email and we will help you find something that suits you."
+            ),
+            _("Find an alternative"),
+        ),
+        wait("wait-feedback", days=7),
+        email(
+            "feedback",
+            _("Email 3: what could we do better?"),
+            _("What could we have done better?"),
+            _("Two questions, one minute."),
+            _(
+                "Hi {{ first_name|default:'there' }},\n\nWe want every order to be right the first time. Tell us what "
+                "was wrong with the product you returned, so we can improve our descriptions and sizes."
+            ),
+            _("Share my feedback"),
+        ),
     ],
 )
 
@@ -477,10 +579,20 @@ BROWSE_ABANDONMENT = TemplateSpec(
     objective=_("Bring product viewers back: 3% of them order within 7 days."),
     # xgettext:no-python-format
     metrics=_("Order within 7 days: 2-5%. Open rate: 30-45%. Click rate: 3-8%. At most one browse email per day."),
+    targets=[
+        target("goal_rate", min=2, max=5),
+        target("open_rate", min=30, max=45),
+        target("click_rate", min=3, max=8),
+    ],
     trigger_event="product_viewed",
-    # One enrollment per day at most, and a running one blocks the next: at most one browse email a day.
+    # One enrollment per day at most, and a running one blocks the next view of the same category.
     entry_rule=Workflow.EntryRule.ONCE_PER_DAYS,
     reentry_days=1,
+    # A view in another category starts the series again with that product.
+    restart_on_change="category",
+    # A restart must not bring a second browse email on one day.
+    cap_messages=1,
+    cap_window_hours=24,
     exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, ADDED_TO_CART, UNSUBSCRIBED]},
     goal_event="order_placed",
     goal_window_days=7,
@@ -537,6 +649,7 @@ BROWSE_ABANDONMENT = TemplateSpec(
 
 WIN_BACK = TemplateSpec(
     slug="win_back",
+    discount_code="WELCOMEBACK20",
     name=_("Win-back of inactive customers"),
     # xgettext:no-python-format
     objective=_("Win back customers without an order for 60 days: 5% order again within 60 days."),
@@ -545,12 +658,16 @@ WIN_BACK = TemplateSpec(
         "Reactivation rate: 3-8%. Open rate: 15-25%. Contacts tagged suppressed-inactive: track them and leave them "
         "out of promotions."
     ),
+    targets=[target("goal_rate", min=3, max=8), target("open_rate", min=15, max=25)],
     trigger_type=Workflow.TriggerType.INACTIVITY,
     trigger_event="order_placed",
     trigger_days=60,
     # Once per lapse: an order ends the lapse, and 60 quiet days after it start the next one.
     entry_rule=Workflow.EntryRule.EVERY_TIME,
-    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    # A purchase or a click on any email brings the contact back into the active segment. An
+    # unsubscribe ends the enrollment too, without the tag, as it ends every promotional workflow.
+    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, CLICKED_SINCE_ENROLLMENT]},
+    exit_tag="active",
     goal_event="order_placed",
     goal_window_days=60,
     goal_target_percent=Decimal("5"),
@@ -586,10 +703,10 @@ WIN_BACK = TemplateSpec(
             _("Email 3: 20% off to come back"),
             # xgettext:no-python-format
             _("20% off your next order"),
-            _("Use code WELCOMEBACK20 this week."),
+            _("Use code {{ discount_code }} this week."),
             _(
                 # xgettext:no-python-format
-                "Hi {{ first_name|default:'there' }},\n\nWe would like to see you again. Use code **WELCOMEBACK20** for "
+                "Hi {{ first_name|default:'there' }},\n\nWe would like to see you again. Use code **{{ discount_code }}** for "
                 "**20% off** your next order. The code is valid for 7 days."
             ),
             # xgettext:no-python-format
@@ -608,29 +725,26 @@ WIN_BACK = TemplateSpec(
             ),
             _("Yes, keep me subscribed"),
         ),
-        # A week to respond to the last email before the contact counts as inactive.
+        # A week to respond to the last email. Whoever clicks or orders has left by then through the
+        # exit condition, so whoever is still here counts as inactive.
         wait("wait-answer", days=7),
-        condition(
-            "clicked-or-ordered",
-            _("Clicked or ordered since the first email?"),
-            {"any": [CLICKED_SINCE_ENROLLMENT, PURCHASED_SINCE_ENROLLMENT]},
-            if_true="exit",
-            if_false="next",
-        ),
         add_tag("suppressed-inactive", _("Into the suppressed-inactive segment"), "suppressed-inactive"),
     ],
 )
 
 VIP_RECOGNITION = TemplateSpec(
     slug="vip_recognition",
+    discount_code="VIP15",
     name=_("VIP recognition"),
     # xgettext:no-python-format
-    objective=_("Thank customers who have spent 500 or more and keep them buying: 25% order again within 30 days."),
+    objective=_("Thank customers when they reach a VIP tier and keep them buying: 25% order again within 30 days."),
     # xgettext:no-python-format
     metrics=_("Order within 30 days: 20-30%. Open rate: 50% or more. Use of the VIP code: 10-20%."),
-    trigger_type=Workflow.TriggerType.CONDITION_ENTERED,
-    trigger_event="",
-    trigger_filter={"field": "total_spent", "op": "gte", "value": 500},
+    # Use of the VIP code has no counter, so it has no target.
+    targets=[target("goal_rate", min=20, max=30), target("open_rate", min=50)],
+    # contacts.vip records the event when a contact rises into a tier (VIP tiers in the admin). Once
+    # per contact: the first tier welcomes the contact, a later rise to a higher tier does not.
+    trigger_event="vip_tier_reached",
     exit_condition=UNSUBSCRIBED,
     goal_event="order_placed",
     goal_window_days=30,
@@ -672,7 +786,7 @@ VIP_RECOGNITION = TemplateSpec(
             _(
                 # xgettext:no-python-format
                 "Hi {{ first_name|default:'there' }},\n\nAn offer only our VIPs get: **15% off** the whole shop with code "
-                "**VIP15**. The code is valid for 7 days."
+                "**{{ discount_code }}**. The code is valid for 7 days."
             ),
             _("Use my VIP code"),
         ),
@@ -686,6 +800,8 @@ B2B_LEAD_NURTURING = TemplateSpec(
     objective=_("Turn content downloads into sales conversations: 10% request a demo within 30 days."),
     # xgettext:no-python-format
     metrics=_("Demo requests within 30 days: 5-15%. Leads handed to sales (score 50 or more): 15-25%. Click rate: 3-6%."),
+    # Leads handed to sales have no counter of their own, so they have no target.
+    targets=[target("goal_rate", min=5, max=15), target("click_rate", min=3, max=6)],
     trigger_event="content_downloaded",
     exit_condition={"any": [DEMO_REQUESTED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
     goal_event="demo_requested",
@@ -784,11 +900,18 @@ B2B_LEAD_NURTURING = TemplateSpec(
 
 SAAS_TRIAL_CONVERSION = TemplateSpec(
     slug="saas_trial_conversion",
+    ignore_frequency_caps=True,
     name=_("SaaS trial conversion"),
     # xgettext:no-python-format
     objective=_("Turn trial users into paying customers: 15% subscribe within 21 days of starting the trial."),
     # xgettext:no-python-format
     metrics=_("Trial to paid: 10-25%. Open rate: 40-60%. Inactive trial users who book a demo after the help email: 5-10%."),
+    targets=[
+        target("goal_rate", min=10, max=25),
+        target("open_rate", min=40, max=60),
+        # Demo bookings are not counted here; clicks on the help email's "Book a free demo" button stand in for them.
+        target("click_rate", "need-help", min=5, max=10),
+    ],
     # The catalogue has no trial_started event: a sign-up with the property plan = trial starts the trial.
     trigger_event="signed_up",
     trigger_filter={"property": "plan", "op": "eq", "value": "trial"},
@@ -907,21 +1030,32 @@ SAAS_TRIAL_CONVERSION = TemplateSpec(
     ],
 )
 
-# Not in TEMPLATES yet: "order_placed since enrollment" also matches the order that started the
-# enrollment (its time is the enrollment time), so the reorder exit would end every enrollment
-# at once. It goes into TEMPLATES when "since enrollment" counts only later events.
+# A shop or its subscription app sends subscription_started; staff marking a product discontinued
+# records product_discontinued with the key of each enrollment whose order contains it.
+SUBSCRIBED_SINCE_ENROLLMENT = {"event": "subscription_started", "since": "enrollment"}
+DISCONTINUED_THIS_ORDER = {"event": DISCONTINUED_EVENT, "since": "enrollment", "same_key": True}
+
 REPLENISHMENT = TemplateSpec(
     slug="replenishment",
+    discount_code="REORDER5",
     name=_("Replenishment reminder"),
     # xgettext:no-python-format
     objective=_("Remind customers to reorder before they run out: 20% reorder within 14 days of the reminder."),
     # xgettext:no-python-format
     metrics=_("Reorder rate: 15-30%. Click rate of the reminder: 8-15%. Subscribe-and-save sign-ups: 2-5% of recipients."),
+    targets=[
+        target("goal_rate", min=15, max=30),
+        target("click_rate", "reminder", min=8, max=15),
+        # Sign-ups are not counted here; clicks on the email's "Start my subscription" button stand in for them.
+        target("click_rate", "subscribe-and-save", min=2, max=5),
+    ],
     trigger_event="order_placed",
     # One enrollment per order: each order starts its own countdown, and a reorder ends the previous one.
+    # TODO: any order counts as the reorder, also one without the product; the condition language
+    # cannot yet compare an event's line items with the products of the enrollment's order.
     keyed=True,
     entry_rule=Workflow.EntryRule.EVERY_TIME,
-    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
+    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, SUBSCRIBED_SINCE_ENROLLMENT, DISCONTINUED_THIS_ORDER, UNSUBSCRIBED]},
     goal_event="order_placed",
     goal_window_days=60,
     goal_target_percent=Decimal("20"),
@@ -933,7 +1067,8 @@ REPLENISHMENT = TemplateSpec(
             name=_("Until 7 days before the product runs out"),
             wait={"days": REMINDER_LEAD_DAYS},
             wait_mode=Step.WaitMode.FROM_DATA,
-            wait_data_path="trigger.line_items.cycle_days",
+            # Order lines without cycle_days take them from the replenishment table (workflows.replenishment).
+            wait_data_path=CYCLE_PATH,
         ),
         email(
             "reminder",
@@ -953,11 +1088,11 @@ REPLENISHMENT = TemplateSpec(
             _("Email 2: reorder with 5% off"),
             # xgettext:no-python-format
             _("5% off your reorder"),
-            _("Use code REORDER5 this week."),
+            _("Use code {{ discount_code }} this week."),
             _(
                 # xgettext:no-python-format
                 "Hi {{ first_name|default:'there' }},\n\nYour supply is almost gone. Reorder this week with code "
-                "**REORDER5** for 5% off."
+                "**{{ discount_code }}** for 5% off."
             ),
             # xgettext:no-python-format
             _("Reorder with 5% off"),
@@ -978,6 +1113,90 @@ REPLENISHMENT = TemplateSpec(
     ],
 )
 
+# The VIP templates below read the contact's VIP tier, which contacts.vip keeps up to date.
+IN_VIP_TIER = {"field": "vip_tier", "op": "is_set"}
+
+VIP_BIRTHDAY = TemplateSpec(
+    slug="vip_birthday",
+    discount_code="VIPBIRTHDAY20",
+    name=_("VIP birthday gift"),
+    # xgettext:no-python-format
+    objective=_("Celebrate VIP customers' birthdays with a gift: 30% order within 14 days of the birthday email."),
+    # xgettext:no-python-format
+    metrics=_("Order within 14 days: 20-35%. Open rate: 55% or more. Use of the birthday code: 15-25%."),
+    # Use of the birthday code has no counter, so it has no target.
+    targets=[target("goal_rate", min=20, max=35), target("open_rate", min=55)],
+    # Each year on the date in the birthday attribute (YYYY-MM-DD), at 09:00 in the contact's time zone.
+    trigger_type=Workflow.TriggerType.DATE,
+    trigger_event="",
+    trigger_date_field="birthday",
+    trigger_filter=IN_VIP_TIER,
+    # Every birthday: the year is the enrollment's key, so each year enrolls once.
+    entry_rule=Workflow.EntryRule.EVERY_TIME,
+    exit_condition=UNSUBSCRIBED,
+    goal_event="order_placed",
+    goal_window_days=14,
+    goal_target_percent=Decimal("30"),
+    priority=15,
+    steps=[
+        email(
+            "birthday-gift",
+            _("Email 1: birthday gift"),
+            _("Happy birthday, {{ first_name|default:'dear customer' }}! A gift for you"),
+            _("Because our VIPs deserve a present."),
+            _(
+                # xgettext:no-python-format
+                "Hi {{ first_name|default:'there' }},\n\nHappy birthday from all of us at {{ shop_name }}! As one of our "
+                "VIPs you get a present: **20% off** your next order with code **{{ discount_code }}**.\n\nThe code is "
+                "valid for 14 days. Enjoy your day!"
+            ),
+            _("Unwrap my gift"),
+        ),
+    ],
+)
+
+# The day a contact becomes VIP has its own date too, so the filter keeps contacts out until the
+# first anniversary: 300 days leave room for the time of day and the contact's time zone.
+VIP_FOR_ALMOST_A_YEAR = {"field": "vip_since", "op": "older_than_days", "value": 300}
+
+VIP_ANNIVERSARY = TemplateSpec(
+    slug="vip_anniversary",
+    discount_code="VIPTHANKS15",
+    name=_("VIP anniversary"),
+    # xgettext:no-python-format
+    objective=_("Thank VIP customers every year on the day they became VIP: 25% order within 14 days."),
+    # xgettext:no-python-format
+    metrics=_("Order within 14 days: 15-30%. Open rate: 50% or more. Use of the anniversary code: 10-20%."),
+    # Use of the anniversary code has no counter, so it has no target.
+    targets=[target("goal_rate", min=15, max=30), target("open_rate", min=50)],
+    # Each year on the date the contact first reached a VIP tier (vip_since), at 09:00 in its time zone.
+    trigger_type=Workflow.TriggerType.DATE,
+    trigger_event="",
+    trigger_date_field="vip_since",
+    trigger_filter={"all": [IN_VIP_TIER, VIP_FOR_ALMOST_A_YEAR]},
+    entry_rule=Workflow.EntryRule.EVERY_TIME,
+    exit_condition=UNSUBSCRIBED,
+    goal_event="order_placed",
+    goal_window_days=14,
+    goal_target_percent=Decimal("25"),
+    priority=15,
+    steps=[
+        email(
+            "anniversary-thanks",
+            _("Email 1: thank you on the VIP anniversary"),
+            _("{{ first_name|default:'Hi' }}, happy VIP anniversary!"),
+            _("Thank you for your loyalty, with a reward."),
+            _(
+                # xgettext:no-python-format
+                "Hi {{ first_name|default:'there' }},\n\nOn this day you became a VIP at {{ shop_name }}. Thank you for "
+                "your loyalty ever since.\n\nAs a thank you, here is a reward: **15% off** your next order with code "
+                "**{{ discount_code }}**. The code is valid for 14 days."
+            ),
+            _("Claim my reward"),
+        ),
+    ],
+)
+
 TEMPLATES: dict[str, TemplateSpec] = {
     spec.slug: spec
     for spec in (
@@ -985,9 +1204,12 @@ TEMPLATES: dict[str, TemplateSpec] = {
         ABANDONED_CART,
         ABANDONED_CART_SMS,
         POST_PURCHASE,
+        RETURNS_FOLLOW_UP,
         BROWSE_ABANDONMENT,
         WIN_BACK,
         VIP_RECOGNITION,
+        VIP_BIRTHDAY,
+        VIP_ANNIVERSARY,
         B2B_LEAD_NURTURING,
         SAAS_TRIAL_CONVERSION,
         REPLENISHMENT,
@@ -999,8 +1221,20 @@ class TemplateNotFound(KeyError):
     """No template with that slug."""
 
 
-def install_template(slug: str, *, language: str = "nl", name: str | None = None) -> Workflow:
-    """Create a draft workflow and its messages from a library template, in ``language``."""
+def install_template(
+    slug: str,
+    *,
+    language: str = "nl",
+    name: str | None = None,
+    discount_code: str | None = None,
+    from_email: str = "",
+) -> Workflow:
+    """Create a draft workflow and its messages from a library template, in ``language``.
+
+    ``discount_code`` replaces the template's suggested code, which the content shows through
+    {{ discount_code }}; ``from_email`` becomes the sender of every email, which otherwise is
+    DEFAULT_FROM_EMAIL. The brand name and shop URL come from settings when a message renders.
+    """
     spec = TEMPLATES.get(slug)
     if spec is None:
         raise TemplateNotFound(f"unknown template {slug!r}; choose one of: {', '.join(sorted(TEMPLATES))}")
@@ -1015,15 +1249,24 @@ def install_template(slug: str, *, language: str = "nl", name: str | None = None
             trigger_type=spec.trigger_type,
             trigger_event=spec.trigger_event,
             trigger_days=spec.trigger_days,
+            trigger_date_field=spec.trigger_date_field,
             trigger_filter=spec.trigger_filter,
             keyed=spec.keyed,
             entry_rule=spec.entry_rule,
             reentry_days=spec.reentry_days,
             exit_condition=spec.exit_condition,
+            exit_tag=spec.exit_tag,
+            restart_on_change=spec.restart_on_change,
+            cap_messages=spec.cap_messages,
+            cap_window_hours=spec.cap_window_hours,
             goal_event=spec.goal_event,
             goal_same_key=spec.goal_same_key,
             goal_window_days=spec.goal_window_days,
             goal_target_percent=spec.goal_target_percent,
+            exit_on_goal=spec.exit_on_goal,
+            discount_code=spec.discount_code if discount_code is None else discount_code.strip(),
+            ignore_frequency_caps=spec.ignore_frequency_caps,
+            metric_targets=[dict(item) for item in spec.targets],
             template_slug=spec.slug,
         )
         for position, step_spec in enumerate(spec.steps):
@@ -1038,6 +1281,7 @@ def install_template(slug: str, *, language: str = "nl", name: str | None = None
                     cta_url=step_spec.message.cta_url,
                     channel=step_spec.message.channel,
                     transactional=step_spec.message.transactional,
+                    from_email=from_email if step_spec.message.channel == Channel.EMAIL else "",
                 )
             Step.objects.create(
                 workflow=workflow,

@@ -5,7 +5,7 @@ import logging
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from campaigns.content_check import check_template
+from campaigns.content_check import check_template, used_names
 from workflows.models import Step, Workflow
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,14 @@ def problems(workflow: Workflow) -> list[str]:
         for problem in check_template(step.template):
             if problem.blocking:
                 found.append(_("Message %(message)s: %(problem)s") % {"message": step.template.name, "problem": problem.message})
+        if not workflow.discount_code and "discount_code" in used_names(step.template):
+            found.append(
+                _(
+                    "Message %(message)s uses {{ discount_code }}, but the workflow has no discount code. Enter the code "
+                    "under Discount code, or take the merge tag out of the message."
+                )
+                % {"message": step.template.name}
+            )
     for step in steps:
         try:
             step.full_clean(exclude=["workflow"])

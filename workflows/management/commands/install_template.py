@@ -1,6 +1,8 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
+from campaigns.models import validate_sender
 from workflows.library import TEMPLATES, TemplateNotFound, install_template
 
 
@@ -9,14 +11,27 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", help=_("Template name: {names}.").format(names=", ".join(sorted(TEMPLATES))))
-        parser.add_argument(
-            "--language", default="nl", choices=["nl", "en"], help=_("Language of the content (default nl).")
-        )
+        parser.add_argument("--language", default="nl", choices=["nl", "en"], help=_("Language of the content (default nl)."))
         parser.add_argument("--workflow-name", help=_("Name of the new workflow; the template's name when left out."))
+        parser.add_argument(
+            "--discount-code", help=_("The discount code the messages offer; the template's suggested code when left out.")
+        )
+        parser.add_argument("--from-email", default="", help=_("Sender of the emails, e.g. 'Shop <shop@example.com>'."))
 
     def handle(self, *args, **options):
+        if options["from_email"]:
+            try:
+                validate_sender(options["from_email"])
+            except ValidationError as error:
+                raise CommandError(" ".join(error.messages)) from None
         try:
-            workflow = install_template(options["name"], language=options["language"], name=options["workflow_name"])
+            workflow = install_template(
+                options["name"],
+                language=options["language"],
+                name=options["workflow_name"],
+                discount_code=options["discount_code"],
+                from_email=options["from_email"],
+            )
         except TemplateNotFound:
             raise CommandError(
                 _("Unknown template %(name)r. Choose one of: %(names)s.")
@@ -26,3 +41,8 @@ class Command(BaseCommand):
             _("Installed %(template)s as draft workflow %(name)r (id %(id)s) with %(steps)s steps. Activate it in the admin.")
             % {"template": options["name"], "name": workflow.name, "id": workflow.pk, "steps": workflow.steps.count()}
         )
+        if workflow.discount_code:
+            self.stdout.write(
+                _("The messages offer the discount code %(code)s. Create it in the shop before you activate the workflow.")
+                % {"code": workflow.discount_code}
+            )
