@@ -149,10 +149,13 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, template):
             raise PermissionDenied
         contact = self.preview_contact(request) or sample_contact()
+        # The same rendering as the text preview beside it: trigger data and the workflow's discount code.
         try:
-            rendered = rendering.render_email(template, contact)
+            rendered = render_preview(template, contact).email
         except rendering.RenderError as error:
             return HttpResponse(str(error), content_type="text/plain; charset=utf-8", status=400)
+        if rendered is None:
+            return HttpResponse(_("This message is not an email."), content_type="text/plain; charset=utf-8", status=400)
         return HttpResponse(rendered.html)
 
     def change_view(

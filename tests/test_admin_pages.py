@@ -808,6 +808,17 @@ def test_message_preview_html_frameable(staff_client, shop, anna):
     assert "Hi Anna," in response.text
 
 
+def test_message_preview_html_shows_workflow_discount_code(staff_client, db, anna):
+    workflow = install_template("abandoned_cart", language="en", discount_code="WINKEL25")
+    template = workflow.steps.get(key="incentive").template
+
+    response = staff_client.get(
+        reverse("admin:campaigns_messagetemplate_preview", args=[template.pk]), {"preview_contact": anna.pk}
+    )
+
+    assert "<strong>WINKEL25</strong>" in response.text
+
+
 def test_message_preview_sample_contact(staff_client, shop):
     template = shop["email_step"].template
 
