@@ -113,12 +113,13 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = os.environ.get("MKTAUTO_LANGUAGE_CODE", "nl")
 LANGUAGES = [("nl", _("Dutch")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# Time zone for contacts who have none of their own.
+# Time zone for contacts who have none of their own, and the one the admin shows times in.
+# The database stores UTC either way.
 MKTAUTO_TIME_ZONE = os.environ.get("MKTAUTO_TIME_ZONE", "Europe/Amsterdam")
+TIME_ZONE = MKTAUTO_TIME_ZONE
 # Public address of this installation, used in unsubscribe, tracking and preference links.
 MKTAUTO_BASE_URL = os.environ.get("MKTAUTO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # A mailbox that takes "unsubscribe" mails; when set, List-Unsubscribe also offers a mailto: form.

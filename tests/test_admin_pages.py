@@ -304,6 +304,18 @@ def test_workflow_page_sums_step_metrics(staff_client, shop, t0):
     assert email_row.revenue == Decimal("80.00")
 
 
+def test_workflow_page_money_in_dutch_and_enrolled_total(staff_client, shop):
+    StepMetric.objects.filter(step=shop["email_step"]).update(revenue=Decimal("1234.5"))
+
+    response = staff_client.get(admin_url(shop["cart"]))
+    html = response.content.decode()
+    total = html.split("<tfoot>")[1].split("</tfoot>")[0]
+
+    assert "<td>1.234,50</td>" in html
+    enrolled = shop["cart"].enrollments.count()
+    assert f'title="Contacten die in deze workflow zijn ingeschreven">{enrolled}</th>' in total
+
+
 def test_workflow_page_compares_goal_with_target(staff_client, shop, t0):
     shop["active"].converted_at = t0 + timedelta(hours=5)
     shop["active"].save()
