@@ -30,9 +30,13 @@ setup: install messages
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py setup_demo
 
+# The admin's port; links in messages follow it unless MKTAUTO_BASE_URL is set.
+PORT ?= 8000
+
 run: setup
-	@echo "Admin: http://127.0.0.1:8000/admin/  (login: demo / demo-mktauto)"
-	$(PY) manage.py qcluster & CLUSTER=$$!; trap "kill $$CLUSTER" EXIT INT TERM; $(PY) manage.py runserver 127.0.0.1:8000
+	@echo "Admin: http://127.0.0.1:$(PORT)/admin/  (login: demo / demo-mktauto)"
+	export MKTAUTO_BASE_URL=$${MKTAUTO_BASE_URL:-http://127.0.0.1:$(PORT)}; \
+	$(PY) manage.py qcluster & CLUSTER=$$!; trap "kill $$CLUSTER" EXIT INT TERM; $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 demo: setup
 	$(PY) manage.py demo

@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal
 from email.utils import parseaddr
 
@@ -17,10 +18,17 @@ WHATSAPP_TEMPLATE_NAME = RegexValidator(
 WHATSAPP_LANGUAGE = RegexValidator(r"^[a-z]{2,3}(_[A-Z]{2})?$", _("Enter a WhatsApp language code such as nl, en or en_US."))
 
 
+# "Name <address>" or a bare address. parseaddr alone is lenient: it reads an address out of
+# "Shop <shop@example.com" too, which a mail server then rejects.
+SENDER_FORMS = (re.compile(r"^[^<>]*<[^<>]+>$"), re.compile(r"^[^<>\s]+$"))
+
+
 def validate_sender(value: str) -> None:
     """Accept an address with an optional display name, as in "Shop <shop@example.com>"."""
     _name, address = parseaddr(value)
     try:
+        if not any(form.match(value.strip()) for form in SENDER_FORMS):
+            raise ValidationError("malformed")
         validate_email(address)
     except ValidationError:
         raise ValidationError(

@@ -158,9 +158,10 @@ def test_ingest_invalid_utf8_line_reported(db, tmp_path):
     bad = b'{"id": "u-2", "type": "signed_up", "email": "dirk@example.com", "properties": {"city": "M\xfcnster"}}\n'
     path.write_bytes(good + bad)
 
-    _stdout, stderr, _error = ingest_failing(str(path))
+    _stdout, stderr, error = ingest_failing(str(path))
 
     assert stderr.startswith("Line 2: malformed JSON: 'utf-8' codec can't decode byte 0xfc")
+    assert error.startswith("1 line was not stored. Fix it and run the command again")
     assert Event.objects.get().source_id == "u-1"
 
 

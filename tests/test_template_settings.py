@@ -1,4 +1,4 @@
-"""Settings filled into installed templates: the discount code and the sender, from the admin and by command."""
+"""Installing templates: the discount code and sender filled in, the library page, and how installed workflows read."""
 
 from datetime import timedelta
 
@@ -145,6 +145,9 @@ def test_library_page_shows_brand_settings_and_suggested_code(staff_client, sett
     assert 'id="id_discount_code_welcome_series" maxlength="64" value="WELCOME15"' in response.text
     assert 'id="id_discount_code_post_purchase"' not in response.text
     assert 'id="id_from_email_post_purchase"' in response.text
+    assert "<dd>No order_placed for 60 days</dd>" in response.text
+    assert "<dd>Each year on birthday</dd>" in response.text
+    assert "<dd>checkout_started</dd>" in response.text
 
 
 def test_admin_install_with_code_and_sender(staff_client):
@@ -194,9 +197,71 @@ def test_command_installs_with_code_and_sender(capsys):
     assert set(emails.values_list("from_email", flat=True)) == {"shop@winkel.example"}
 
 
+@pytest.mark.parametrize(
+    ("sender", "valid"),
+    [
+        ("Winkel <winkel@example.com>", True),
+        ("winkel@example.com", True),
+        ('"Winkel, Utrecht" <winkel@example.com>', True),
+        ("Winkel <winkel@example.com", False),
+        ("Winkel winkel@example.com", False),
+        ("Winkel <winkel@example>", False),
+    ],
+)
+def test_sender_forms(sender, valid):
+    from django.core.exceptions import ValidationError
+
+    from campaigns.models import validate_sender
+
+    if valid:
+        validate_sender(sender)
+    else:
+        with pytest.raises(ValidationError):
+            validate_sender(sender)
+
+
+@pytest.mark.usefixtures("english")
+def test_command_ignores_code_for_template_without_offer(capsys):
+    call_command("install_template", "post_purchase", "--discount-code", "NOPE")
+
+    assert Workflow.objects.get(template_slug="post_purchase").discount_code == ""
+    output = capsys.readouterr()
+    assert "post_purchase offers no discount code, so --discount-code is ignored." in output.err
+    assert "NOPE" not in output.out
+
+
+@pytest.mark.usefixtures("english")
+def test_discount_code_with_spaces_refused(staff_client):
+    with pytest.raises(CommandError, match="Enter the discount code without spaces"):
+        call_command("install_template", "win_back", "--discount-code", "TERUG 20 %")
+
+    response = staff_client.post(
+        reverse(LIBRARY_URL),
+        {"template": "win_back", "language": "en", "discount_code": "TERUG 20 %"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 400
+    assert "Enter the discount code without spaces, e.g. WELCOME15." in response.text
+    assert Workflow.objects.count() == 0
+
+
 @pytest.mark.usefixtures("english")
 def test_command_rejects_bad_sender():
     with pytest.raises(CommandError, match="nope is not a sender address"):
         call_command("install_template", "welcome_series", "--from-email", "nope")
 
     assert Workflow.objects.count() == 0
+
+
+@pytest.mark.usefixtures("english")
+def test_flowchart_describes_each_wait_mode():
+    from workflows.flowchart import build
+
+    replenishment = install_template("replenishment", language="en")
+    post_purchase = install_template("post_purchase", language="en")
+
+    assert "wait the days at trigger.line_items.cycle_days minus 7 d" in build(
+        replenishment, list(replenishment.steps.order_by("position"))
+    )
+    assert "wait for order_fulfilled, at most 14 d" in build(post_purchase, list(post_purchase.steps.order_by("position")))

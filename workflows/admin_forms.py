@@ -12,7 +12,7 @@ from campaigns.models import MessageTemplate, validate_sender
 from contacts.catalogue import EVENT_TYPE_CHOICES
 from contacts.condition_editor import ConditionFormField
 from workflows import library
-from workflows.models import Step, Workflow
+from workflows.models import Step, Workflow, discount_code_validator
 from workflows.step_schema import UNUSED_VALUES, unused_fields
 from workflows.targets import TargetsFormField
 
@@ -201,6 +201,7 @@ class TemplateInstallForm(forms.Form):
         label=_("Discount code"),
         max_length=64,
         required=False,
+        validators=[discount_code_validator],
         help_text=_("The code the messages offer. Create it in the shop before you activate the workflow."),
     )
     from_email = forms.CharField(

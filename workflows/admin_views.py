@@ -20,6 +20,18 @@ from workflows.models import Workflow
 logger = logging.getLogger(__name__)
 
 
+def trigger_text(spec: library.TemplateSpec) -> str:
+    """Describe a template's trigger in a few words, e.g. "No order_placed for 60 days"."""
+    kind = spec.trigger_type
+    if kind == Workflow.TriggerType.EVENT:
+        return spec.trigger_event
+    if kind == Workflow.TriggerType.INACTIVITY:
+        return _("No %(event)s for %(days)s days") % {"event": spec.trigger_event, "days": spec.trigger_days}
+    if kind == Workflow.TriggerType.DATE:
+        return _("Each year on %(field)s") % {"field": spec.trigger_date_field}
+    return str(Workflow.TriggerType(kind).label)
+
+
 class TemplateLibraryView(View):
     """List the workflow templates and install the chosen one as a draft workflow."""
 
@@ -67,7 +79,7 @@ class TemplateLibraryView(View):
                 "name": spec.name,
                 "objective": spec.objective,
                 "metrics": spec.metrics,
-                "trigger": spec.trigger_event or Workflow.TriggerType(spec.trigger_type).label,
+                "trigger": trigger_text(spec),
                 "discount_code": spec.discount_code,
                 "step_count": len(spec.steps),
                 "email_count": sum(1 for step in spec.steps if step.message is not None),

@@ -34,10 +34,29 @@ def duration_text(step: Step) -> str:
     return " ".join(parts) or "0"
 
 
+def wait_text(step: Step) -> str:
+    """Describe a wait step by its mode, e.g. "wait for order_placed, at most 3 d"."""
+    mode = step.wait_mode
+    if mode == Step.WaitMode.UNTIL_EVENT:
+        return _("wait for %(event)s, at most %(duration)s") % {"event": step.wait_event, "duration": duration_text(step)}
+    if mode == Step.WaitMode.FROM_DATA:
+        return _("wait the days at %(path)s minus %(duration)s") % {
+            "path": step.wait_data_path,
+            "duration": duration_text(step),
+        }
+    if mode == Step.WaitMode.UNTIL_DATE:
+        return _("wait until the date at %(path)s") % {"path": step.wait_data_path}
+    if mode == Step.WaitMode.UNTIL_TIME:
+        moment = step.wait_time.strftime("%H:%M") if step.wait_time else ""
+        day = step.get_wait_weekday_display() if step.wait_weekday is not None else ""
+        return _("wait until %(moment)s") % {"moment": f"{day} {moment}".strip()}
+    return _("wait %(duration)s") % {"duration": duration_text(step)}
+
+
 def detail_text(step: Step) -> str:
     """Return the second label line: what the step does, in a few words."""
     if step.kind == Step.Kind.WAIT:
-        return _("wait %(duration)s") % {"duration": duration_text(step)}
+        return wait_text(step)
     if step.kind == Step.Kind.SEND_EMAIL:
         subject = step.template.subject if step.template else "-"
         return _("email: %(subject)s") % {"subject": Truncator(subject).chars(SUBJECT_CHARS)}

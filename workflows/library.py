@@ -1040,7 +1040,7 @@ REPLENISHMENT = TemplateSpec(
     discount_code="REORDER5",
     name=_("Replenishment reminder"),
     # xgettext:no-python-format
-    objective=_("Remind customers to reorder before they run out: 20% reorder within 14 days of the reminder."),
+    objective=_("Remind customers to reorder before they run out: 20% reorder within 60 days of their order."),
     # xgettext:no-python-format
     metrics=_("Reorder rate: 15-30%. Click rate of the reminder: 8-15%. Subscribe-and-save sign-ups: 2-5% of recipients."),
     targets=[
@@ -1264,7 +1264,8 @@ def install_template(
             goal_window_days=spec.goal_window_days,
             goal_target_percent=spec.goal_target_percent,
             exit_on_goal=spec.exit_on_goal,
-            discount_code=spec.discount_code if discount_code is None else discount_code.strip(),
+            # A template without an offer has no code, whatever the caller passes.
+            discount_code=spec.discount_code if discount_code is None or not spec.discount_code else discount_code.strip(),
             ignore_frequency_caps=spec.ignore_frequency_caps,
             metric_targets=[dict(item) for item in spec.targets],
             template_slug=spec.slug,

@@ -16,6 +16,8 @@ from campaigns.models import MessageTemplate
 from contacts import conditions
 from contacts.models import Channel, Contact
 
+discount_code_validator = RegexValidator(r"^\S*$", _("Enter the discount code without spaces, e.g. WELCOME15."))
+
 
 class Workflow(models.Model):
     class Status(models.TextChoices):
@@ -228,10 +230,11 @@ class Workflow(models.Model):
         _("discount code"),
         max_length=64,
         blank=True,
+        validators=[discount_code_validator],
         help_text=_(
             # xgettext:no-python-format
             "Filled into the messages wherever they say {{ discount_code }}. Create the code in the shop first, e.g. "
-            "WELCOME15 for 15% off."
+            "WELCOME15 for 15% off. The texts name the discount itself (15%): change them when your code gives another."
         ),
     )
     metric_targets = models.JSONField(

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from contacts.ingest import EventError, ParsedEvent, decode_json, parse_event, store_events
 from contacts.models import Event
@@ -91,7 +92,11 @@ class Command(BaseCommand):
         )
         if invalid:
             raise CommandError(
-                _("%(invalid)s lines were not stored. Fix them and run the command again; stored events are skipped then.")
+                ngettext(
+                    "%(invalid)s line was not stored. Fix it and run the command again; stored events are skipped then.",
+                    "%(invalid)s lines were not stored. Fix them and run the command again; stored events are skipped then.",
+                    invalid,
+                )
                 % {"invalid": invalid}
             )
 

@@ -4,6 +4,7 @@ from django.utils.translation import gettext as _
 
 from campaigns.models import validate_sender
 from workflows.library import TEMPLATES, TemplateNotFound, install_template
+from workflows.models import discount_code_validator
 
 
 class Command(BaseCommand):
@@ -19,11 +20,22 @@ class Command(BaseCommand):
         parser.add_argument("--from-email", default="", help=_("Sender of the emails, e.g. 'Shop <shop@example.com>'."))
 
     def handle(self, *args, **options):
-        if options["from_email"]:
+        code = options["discount_code"]
+        checks = [(discount_code_validator, (code or "").strip()), (validate_sender, options["from_email"])]
+        for validator, value in checks:
+            if not value:
+                continue
             try:
-                validate_sender(options["from_email"])
+                validator(value)
             except ValidationError as error:
                 raise CommandError(" ".join(error.messages)) from None
+
+        spec = TEMPLATES.get(options["name"])
+        if code and spec is not None and not spec.discount_code:
+            self.stderr.write(
+                _("%(template)s offers no discount code, so --discount-code is ignored.") % {"template": options["name"]}
+            )
+
         try:
             workflow = install_template(
                 options["name"],
