@@ -628,5 +628,5 @@ def test_replenishment_reorder_restarts_cycle(anna, send_event, t0):
     tick(t0 + 10 * DAY)
 
     states = list(workflow.enrollments.order_by("enrolled_at").values_list("state", "exit_reason"))
-    assert states == [(Enrollment.State.EXITED, "exit condition"), (Enrollment.State.ACTIVE, "")]
+    assert states == [(Enrollment.State.EXITED, "reordered"), (Enrollment.State.ACTIVE, "")]
     assert workflow.enrollments.get(state=Enrollment.State.ACTIVE).next_run_at == t0 + 22 * DAY

@@ -308,8 +308,38 @@ def test_reorder_restarts_the_cycle(anna, order, t0):
     ticks(t0, 10, 12, 21, 22)
 
     rows = list(workflow.enrollments.order_by("enrolled_at").values_list("state", "exit_reason", "enrolled_at"))
-    assert rows == [(Enrollment.State.EXITED, "exit condition", t0), (Enrollment.State.ACTIVE, "", t0 + 10 * DAY)]
+    assert rows == [(Enrollment.State.EXITED, "reordered", t0), (Enrollment.State.ACTIVE, "", t0 + 10 * DAY)]
     assert sent(workflow, anna) == [("reminder", t0 + 22 * DAY)]
+
+
+def test_order_of_another_product_keeps_the_countdown(anna, order, t0):
+    workflow = install_live()
+    order(anna.email, t0, [PLAIN_LINES["coffee-1-lb"][0]], order_id="3101")
+    tick(t0)
+    order(anna.email, t0 + 5 * DAY, [SUNGLASSES], order_id="3102")
+
+    ticks(t0, 5, 12)
+
+    assert list(workflow.enrollments.values_list("state", "exit_reason")) == [(Enrollment.State.ACTIVE, "")]
+    assert sent(workflow, anna) == [("reminder", t0 + 12 * DAY)]
+
+
+def test_reorder_in_a_mixed_order_ends_only_that_countdown(anna, order, t0):
+    workflow = install_live()
+    order(anna.email, t0, [PLAIN_LINES["coffee-1-lb"][0]], order_id="3201", checkout_token="co-3201")
+    order(anna.email, t0, [PLAIN_LINES["razor-blades-8-pack"][0]], order_id="3202", checkout_token="co-3202")
+    tick(t0)
+    reorder = [PLAIN_LINES["coffee-1-lb"][0], PLAIN_LINES["skincare-60-ml"][0]]
+    order(anna.email, t0 + 4 * DAY, reorder, order_id="3203", checkout_token="co-3203")
+
+    tick(t0 + 4 * DAY)
+
+    rows = sorted(workflow.enrollments.values_list("state", "exit_reason", "enrolled_at"))
+    assert rows == [
+        (Enrollment.State.ACTIVE, "", t0),
+        (Enrollment.State.ACTIVE, "", t0 + 4 * DAY),
+        (Enrollment.State.EXITED, "reordered", t0),
+    ]
 
 
 def test_subscription_started_exits(anna, lotte, order, send_event, t0):

@@ -1050,13 +1050,15 @@ REPLENISHMENT = TemplateSpec(
         target("click_rate", "subscribe-and-save", min=2, max=5),
     ],
     trigger_event="order_placed",
-    # One enrollment per order: each order starts its own countdown, and a reorder ends the previous one.
-    # TODO: any order counts as the reorder, also one without the product; the condition language
-    # cannot yet compare an event's line items with the products of the enrollment's order.
+    # One enrollment per order: each order starts its own countdown. An order with the same product
+    # ends the previous one when it enrolls (workflows.engine.enroll.end_reordered); an order of
+    # something else leaves it running.
     keyed=True,
     entry_rule=Workflow.EntryRule.EVERY_TIME,
-    exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, SUBSCRIBED_SINCE_ENROLLMENT, DISCONTINUED_THIS_ORDER, UNSUBSCRIBED]},
+    exit_condition={"any": [SUBSCRIBED_SINCE_ENROLLMENT, DISCONTINUED_THIS_ORDER, UNSUBSCRIBED]},
     goal_event="order_placed",
+    # Any order counts as the goal, but only a reorder of the product ends the countdown.
+    exit_on_goal=False,
     goal_window_days=60,
     goal_target_percent=Decimal("20"),
     priority=10,

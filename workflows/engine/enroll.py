@@ -77,9 +77,36 @@ def enroll_from_events(workflow: Workflow, events: list[Event], now: datetime, *
                 len(candidates) - len(with_cycle),
             )
         candidates = with_cycle
+        end_reordered(workflow, candidates, cycles, now)
 
     restarted = restart_changed(workflow, candidates, now) if workflow.restart_on_change else set()
     return enroll(workflow, candidates, now, restarted=restarted)
+
+
+def end_reordered(workflow: Workflow, candidates: list[Candidate], cycles: CycleTable, now: datetime) -> int:
+    """Exit the active enrollments whose order shares a product with a newer order of the same contact.
+
+    A reorder of the product starts its own countdown, and an order of something else leaves the
+    running one alone. Return how many enrollments were exited.
+    """
+    # exits imports this module for goal hand-offs, so the exit helper is imported here.
+    from workflows.engine.exits import exit_enrollments
+
+    newest: dict[int, list[Candidate]] = {}
+    for candidate in candidates:
+        newest.setdefault(candidate.contact_id, []).append(candidate)
+    active = Enrollment.objects.filter(workflow=workflow, state=Enrollment.State.ACTIVE, contact_id__in=list(newest))
+    reordered = []
+    for enrollment in active:
+        products = cycles.products_in(enrollment.context or {})
+        for candidate in newest[enrollment.contact_id]:
+            if candidate.enrolled_at > enrollment.enrolled_at and products & cycles.products_in(candidate.context):
+                reordered.append(enrollment)
+                break
+    if reordered:
+        exit_enrollments(reordered, "reordered", now)
+        logger.info("workflow %s: %s enrollments ended by a reorder of their product", workflow.pk, len(reordered))
+    return len(reordered)
 
 
 def restart_changed(workflow: Workflow, candidates: list[Candidate], now: datetime) -> set[tuple[int, str]]:
