@@ -22,6 +22,7 @@ from campaigns.content_check import check_template
 from campaigns.models import Delivery, MessageTemplate, StepMetric
 from campaigns.preview import render_preview, send_test
 from contacts.models import Contact
+from workflows.reasons import display
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "channel",
         "transactional",
         "status",
-        "error",
+        "error_display",
         "attempts",
         "next_attempt_at",
         "to_address",
@@ -237,9 +238,17 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "unsubscribed_at",
     ]
 
+    # The engine's send-time cancellations are stored in English and shown translated; a backend's
+    # own error text is shown as stored.
+    readonly_fields = ["error_display"]
+
+    @admin.display(description=gettext_lazy("error"))
+    def error_display(self, delivery: Delivery) -> str:
+        return display(delivery.error, delivery.contact.time_zone or None)
+
     @admin.display(description=gettext_lazy("error"))
     def short_error(self, delivery: Delivery) -> str:
-        return delivery.error[:120]
+        return self.error_display(delivery)[:120]
 
 
 @admin.register(StepMetric)

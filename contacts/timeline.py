@@ -1,8 +1,10 @@
 """A contact's history as one list, newest first: events, enrollments, step logs and deliveries.
 
-Enrollments, step logs and deliveries belong to the workflow and campaign apps, which contacts
-does not import, so they are read through the contact's reverse relations and their models are
-taken from those relations.
+Enrollments, step logs and deliveries belong to the workflow and campaign apps, whose models
+contacts does not import, so they are read through the contact's reverse relations and their
+models are taken from those relations. The engine's English reasons are shown in the active
+language, with times in the contact's time zone, through ``workflows.reasons``, which contains
+no models.
 """
 
 import logging
@@ -15,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from contacts.catalogue import ALL_EVENT_TYPES
 from contacts.models import Contact
+from workflows.reasons import display
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,8 @@ def enrollment_entries(contact: Contact) -> list[TimelineEntry]:
     for enrollment in contact.enrollments.select_related("workflow").order_by("-enrolled_at", "-id")[:LIMIT]:
         details = [enrollment.get_state_display()]
         if enrollment.exit_reason:
-            details.append(_("exit reason: %(reason)s") % {"reason": enrollment.exit_reason})
+            reason = display(enrollment.exit_reason, contact.time_zone or None)
+            details.append(_("exit reason: %(reason)s") % {"reason": reason})
         if enrollment.converted_at:
             details.append(_("goal reached"))
         entries.append(
@@ -95,7 +99,7 @@ def step_log_entries(contact: Contact) -> list[TimelineEntry]:
         step_name = (log.step.name or log.step.get_kind_display()) if log.step else _("deleted step")
         details = [str(log.enrollment.workflow)]
         if log.reason:
-            details.append(log.reason)
+            details.append(display(log.reason, contact.time_zone or None))
         entries.append(
             TimelineEntry(
                 at=log.at,
@@ -118,7 +122,7 @@ def delivery_entries(contact: Contact) -> list[TimelineEntry]:
         if delivery.clicked_at:
             details.append(_("clicked"))
         if delivery.error:
-            details.append(_("error: %(error)s") % {"error": delivery.error})
+            details.append(_("error: %(error)s") % {"error": display(delivery.error, contact.time_zone or None)})
         entries.append(
             TimelineEntry(
                 at=delivery.sent_at or delivery.created_at,

@@ -12,6 +12,7 @@ from contacts.models import Channel, ConsentStatus, Contact
 from workflows.engine.tick import tick
 from workflows.explain import journey
 from workflows.models import QuietPeriod, SendingPolicy, StepLog, Workflow
+from workflows.reasons import display
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +79,7 @@ def test_explain_deferral_in_contact_zone(eva, make_workflow, send_event, t0):
 
     assert lines[0] == "Journey of eva@example.com (times in America/New_York):"
     assert (
-        "2026-11-02 04:00 Welcome: email 1 deferred: quiet hours 21:00-08:00 in America/New_York; next try 2026-11-02 08:00 EST"
+        "2026-11-02 04:00 Welcome: email 1 deferred: quiet hours 21:00-08:00 in America/New_York; next try 11/02/2026 8 a.m. EST"
     ) in lines
     assert "2026-11-02 08:00 Welcome: email 1 sent (Email)" in lines
 
@@ -120,7 +121,7 @@ def test_explain_reports_every_skip_reason(anna, make_workflow, send_event, t0):
         "2026-11-02 12:00 Browse: email 1 skipped: email frequency cap 1 per 7 days reached by Welcome email 1",
         "2026-11-02 12:00 Win-back: exited at email 1: priority conflict: active in Cart recovery (priority 20, "
         "this workflow 0); also email frequency cap 1 per 7 days",
-        "2026-11-02 14:00 Reminder: email 1 skipped: quiet period of 7 days after order_placed on 2026-11-02 13:00 CET; "
+        "2026-11-02 14:00 Reminder: email 1 skipped: quiet period of 7 days after order_placed on 11/02/2026 1 p.m. CET; "
         "also email frequency cap 1 per 7 days",
     ]
 
@@ -138,7 +139,11 @@ def test_explain_shows_every_stored_reason(anna, make_workflow, send_event, t0):
 
     reasons = list(StepLog.objects.filter(outcome__in=["skipped", "deferred", "exited"]).values_list("reason", flat=True))
     assert len(reasons) > 1
-    assert [reason for reason in reasons if not any(line.endswith(reason) for line in lines)] == []
+    # English reasons read as stored, with their times in the reader's date format.
+    with translation.override("en"):
+        shown = [display(reason, anna.time_zone or None) for reason in reasons]
+    assert any(text != reason for text, reason in zip(shown, reasons, strict=True))
+    assert [text for text in shown if not any(line.endswith(text) for line in lines)] == []
 
 
 def test_explain_reports_conflict_exit(anna, make_workflow, send_event, t0):

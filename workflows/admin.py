@@ -35,6 +35,7 @@ from workflows.models import (
     SuppressionRule,
     Workflow,
 )
+from workflows.reasons import display
 from workflows.step_schema import WAIT_FIELDS, script_config
 
 logger = logging.getLogger(__name__)
@@ -369,7 +370,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
         "next_run_at",
         "enrolled_at",
         "finished_at",
-        "exit_reason",
+        "exit_reason_display",
         "converted_at",
     ]
     list_filter = ["workflow", "state"]
@@ -377,6 +378,13 @@ class EnrollmentAdmin(admin.ModelAdmin):
     search_fields = ["contact__email", "contact__first_name", "contact__last_name", "key"]
     date_hierarchy = "enrolled_at"
     actions = ["remove_from_workflow"]
+    # The stored English exit reason is shown translated in its place.
+    exclude = ["exit_reason"]
+    readonly_fields = ["exit_reason_display"]
+
+    @admin.display(description=gettext_lazy("exit reason"), ordering="exit_reason")
+    def exit_reason_display(self, enrollment: Enrollment) -> str:
+        return display(enrollment.exit_reason, enrollment.contact.time_zone or None)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -428,11 +436,18 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
 @admin.register(StepLog)
 class StepLogAdmin(admin.ModelAdmin):
-    list_display = ["at", "enrollment", "step", "visit", "outcome", "reason"]
+    list_display = ["at", "enrollment", "step", "visit", "outcome", "reason_display"]
     list_filter = ["outcome", "step__workflow"]
     list_select_related = ["enrollment__contact", "enrollment__workflow", "step"]
     search_fields = ["enrollment__contact__email", "reason"]
     date_hierarchy = "at"
+    # The stored English reason is shown translated in its place; search still matches the stored text.
+    exclude = ["reason"]
+    readonly_fields = ["reason_display"]
+
+    @admin.display(description=gettext_lazy("reason"), ordering="reason")
+    def reason_display(self, log: StepLog) -> str:
+        return display(log.reason, log.enrollment.contact.time_zone or None)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

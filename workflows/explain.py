@@ -2,7 +2,7 @@
 
 It shows why a contact did not get email 3: every enrollment, every step the engine took with its
 time, and every message queued, sent, skipped, deferred or cancelled, with the reason the engine
-stored. The frames are translated; the stored reasons are shown as they were written.
+stored. The frames are translated, and the stored English reasons through ``workflows.reasons``.
 The ``explain`` command prints it, and an admin page can show ``journey(contact)`` line by line.
 """
 
@@ -16,6 +16,7 @@ from campaigns.models import Delivery
 from contacts.models import Contact
 from workflows.engine.localtime import zone
 from workflows.models import Enrollment, Step, StepLog
+from workflows.reasons import display
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ def enrollment_text(enrollment: Enrollment) -> str:
 
 
 def log_text(log: StepLog) -> str:
-    """Describe one step log entry, with its stored reason as it is."""
-    values = {"workflow": log.enrollment.workflow.name, "step": step_label(log.step), "reason": log.reason}
+    """Describe one step log entry, with its reason in the active language and the contact's local time."""
+    reason = display(log.reason, log.enrollment.contact.time_zone or None)
+    values = {"workflow": log.enrollment.workflow.name, "step": step_label(log.step), "reason": reason}
     outcome = log.outcome
     if outcome == StepLog.Outcome.QUEUED and log.step is not None and log.step.kind in SEND_KINDS:
         return _("%(workflow)s: %(step)s queued (%(reason)s)") % values
@@ -82,7 +84,8 @@ def delivery_lines(delivery: Delivery) -> list[JourneyLine]:
         }
     else:
         source = _("broadcast %(message)s") % {"message": delivery.template.name}
-    values = {"source": source, "channel": delivery.get_channel_display(), "error": delivery.error}
+    error = display(delivery.error, delivery.contact.time_zone or None)
+    values = {"source": source, "channel": delivery.get_channel_display(), "error": error}
     order = (DELIVERY_ORDER, delivery.pk)
 
     lines = []
@@ -106,9 +109,11 @@ def journey(contact: Contact) -> list[JourneyLine]:
         JourneyLine(enrollment.enrolled_at, enrollment_text(enrollment), (ENROLLMENT_ORDER, enrollment.pk))
         for enrollment in Enrollment.objects.filter(contact=contact).select_related("workflow")
     ]
-    logs = StepLog.objects.filter(enrollment__contact=contact).select_related("step", "enrollment__workflow")
+    logs = StepLog.objects.filter(enrollment__contact=contact).select_related(
+        "step", "enrollment__workflow", "enrollment__contact"
+    )
     lines += [JourneyLine(log.at, log_text(log), (LOG_ORDER, log.pk)) for log in logs]
-    deliveries = Delivery.objects.filter(contact=contact).select_related("template", "step", "enrollment__workflow")
+    deliveries = Delivery.objects.filter(contact=contact).select_related("template", "step", "enrollment__workflow", "contact")
     for delivery in deliveries:
         lines += delivery_lines(delivery)
 

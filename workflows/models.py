@@ -561,8 +561,8 @@ class StepLog(models.Model):
     step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs", verbose_name=_("step"))
     visit = models.PositiveIntegerField(_("visit"), default=0)
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
-    # TODO: reasons are English text written by the engine, so the Dutch admin, the timeline and
-    # explain show them in English; storing a reason code with its values would let them translate.
+    # English text written by the engine, kept as its record; the admin, the timeline and explain
+    # show it in the reader's language through workflows.reasons.display.
     reason = models.CharField(_("reason"), max_length=300, blank=True)
     at = models.DateTimeField(_("at"))
 
