@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from import_export.formats import base_formats
 
+from contacts import vip
 from contacts.consent import STATUS_FIELDS, consent_withdrawn
 from contacts.csv_formats import read_csv
 from contacts.import_columns import (
@@ -172,6 +173,8 @@ class FileState:
     tag_ids: dict[str, int] | None = None
     # Channel -> existing contacts whose consent this import withdraws.
     withdrawn: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # Written contacts with order facts, whose VIP tier the import brings up to date.
+    with_facts: list[int] = field(default_factory=list)
     template: InstanceTemplate | None = None
 
     def contact_template(self, now: datetime) -> InstanceTemplate:
@@ -229,6 +232,8 @@ def import_contacts(
                 # One signal per channel with every contact, so receivers run set-based.
                 for channel, contact_ids in state.withdrawn.items():
                     consent_withdrawn.send(sender=Contact, contact_ids=contact_ids, channel=channel, at=now)
+                if state.with_facts:
+                    vip.update_imported(state.with_facts, now)
 
     logger.info(
         "import of %s%s: %s created, %s updated, %s unchanged, %s skipped",
@@ -280,6 +285,11 @@ def import_rows(
         plan = plan_chunk(columns, chunk, state, report, lock=writer is not None, now=now)
         if writer is not None:
             writer.write_contacts(plan.new, plan.updated, plan.update_fields)
+            state.with_facts.extend(
+                contact.pk
+                for contact in (*(contact for contact, _changed in plan.new), *plan.updated)
+                if contact.order_count or contact.total_spent
+            )
             if plan.tag_links:
                 writer.write_tag_links(plan.tag_links, state.tag_ids if state.tag_ids is not None else {})
             writer.write_consent_records(plan.consent_changes)

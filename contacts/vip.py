@@ -6,8 +6,9 @@ After changing a tier, staff recompute every contact with the tier admin's actio
 contact and tier, which the inbox processes like any other event: it starts workflows whose
 trigger is that event. A drop (a refund, a cancellation, a raised threshold) records nothing.
 
-TODO: imports and Shopify customer updates set order facts directly, not through order events;
-their contacts change tier at the next recompute.
+A CSV import moves its contacts between tiers without events: the file brings history, and a
+shop moving its customer list over should not welcome every existing VIP at once. A Shopify
+customer summary is live, so its rises record events like the inbox's.
 """
 
 import logging
@@ -21,6 +22,8 @@ from contacts.models import Contact, Event, VipTier
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "vip_tier_reached"
+# Contacts per tier update after an import, within every backend's limit on query parameters.
+IMPORT_CHUNK = 5000
 
 
 @dataclass
@@ -34,8 +37,14 @@ def event_source_id(contact_id: int, tier_id: int) -> str:
     return f"{EVENT_TYPE}:{contact_id}:{tier_id}"
 
 
-def update_tiers(contacts: QuerySet[Contact], *, now: datetime, reached_at: dict[int, datetime] | None = None) -> TierChanges:
-    """Move the contacts into the best tier they qualify for; record an event for each rise.
+def update_tiers(
+    contacts: QuerySet[Contact],
+    *,
+    now: datetime,
+    reached_at: dict[int, datetime] | None = None,
+    record_events: bool = True,
+) -> TierChanges:
+    """Move the contacts into the best tier they qualify for; record an event for each rise unless told not to.
 
     A few queries per tier, whatever the number of contacts. ``reached_at`` gives, per contact,
     when its facts changed (its latest order); it dates the event and ``vip_since``. Contacts
@@ -92,7 +101,8 @@ def update_tiers(contacts: QuerySet[Contact], *, now: datetime, reached_at: dict
         for tier, (contact_id, previous, _vip_since, spent, count) in rises
     ]
     # A contact that drops and rises again into a tier it reached before gets no second event.
-    Event.objects.bulk_create(events, batch_size=1000, ignore_conflicts=True)
+    if record_events:
+        Event.objects.bulk_create(events, batch_size=1000, ignore_conflicts=True)
 
     if changes.risen or changes.lowered:
         logger.info("VIP tiers: %s contacts rose, %s dropped", changes.risen, changes.lowered)
@@ -113,6 +123,17 @@ def update_from_events(events: list[Event]) -> TierChanges:
         reached_at[event.contact_id] = max(event.occurred_at, reached_at.get(event.contact_id, event.occurred_at))
     now = max(event.received_at for event in events)
     return update_tiers(Contact.objects.filter(pk__in=list(reached_at)), now=now, reached_at=reached_at)
+
+
+def update_imported(contact_ids: list[int], now: datetime) -> TierChanges:
+    """Put contacts whose order facts an import set into their tiers, without events."""
+    changes = TierChanges()
+    for start in range(0, len(contact_ids), IMPORT_CHUNK):
+        chunk = Contact.objects.filter(pk__in=contact_ids[start : start + IMPORT_CHUNK])
+        changed = update_tiers(chunk, now=now, record_events=False)
+        changes.risen += changed.risen
+        changes.lowered += changed.lowered
+    return changes
 
 
 def recompute_all(now: datetime) -> TierChanges:

@@ -904,6 +904,23 @@ def test_purchasing_summary_leaves_pending_orders(client, shop, t0):
     assert contact.total_spent == Decimal("504.95")
 
 
+def test_purchasing_summary_rise_records_vip_event(client, shop, bram):
+    from contacts.models import VipTier
+
+    VipTier.objects.all().delete()
+    VipTier.objects.create(name="Silver", rank=1, min_total_spent=Decimal("500"))
+    bram.external_id = "1"
+    bram.save()
+
+    post_sample(client, "customers__purchasing_summary.2026-01.json", amountSpent={"amount": "650.00", "currencyCode": "EUR"})
+
+    bram.refresh_from_db()
+    assert bram.vip_tier.name == "Silver"
+    assert list(Event.objects.filter(contact=bram, type="vip_tier_reached").values_list("properties__tier", flat=True)) == [
+        "Silver"
+    ]
+
+
 # Privacy topics and app/uninstalled.
 
 

@@ -584,3 +584,32 @@ def test_vip_anniversary_from_first_year(language, send_event, t0):
         "vip_since:2026",
         "vip_since:2027",
     ]
+
+
+# Imports and Shopify customer summaries set order facts without order events.
+
+
+def test_import_puts_contacts_in_tiers_without_events(t0):
+    from contacts.importing import import_contacts
+
+    headers = ["Email", "Total Spent", "Total Orders"]
+    rows = [["gold@example.com", "1500.00", "12"], ["silver@example.com", "20.00", "6"], ["new@example.com", "10.00", "1"]]
+
+    import_contacts(headers, rows, file_name="customers.csv", now=t0)
+
+    tiers = dict(Contact.objects.values_list("email", "vip_tier__name"))
+    assert tiers == {"gold@example.com": "Gold", "silver@example.com": "Silver", "new@example.com": None}
+    assert not Event.objects.filter(type=vip.EVENT_TYPE).exists()
+    assert Contact.objects.get(email="gold@example.com").vip_since == t0
+
+
+def test_import_update_raises_existing_contact_silently(anna, t0):
+    from contacts.importing import import_contacts
+
+    # A Shopify customer export (it has Tax Exempt) raises the order facts of existing contacts.
+    headers = ["Email", "Total Spent", "Total Orders", "Tax Exempt"]
+    import_contacts(headers, [[anna.email, "750.00", "3", "no"]], file_name="customers_export.csv", now=t0)
+
+    assert tier_of(anna) == "Silver"
+    assert vip_events(anna) == []
+

@@ -13,8 +13,9 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Sum
+from django.utils import timezone
 
-from contacts import catalogue
+from contacts import catalogue, vip
 from contacts.consent import STATUS_FIELDS, set_consent
 from contacts.identity import IdentityError, normalize_email
 from contacts.models import Channel, ConsentRecord, ConsentStatus, Contact, Event, Tag
@@ -318,3 +319,4 @@ def apply_order_totals(contact: Contact, *, count: int, spent: Decimal | None, c
         for name, value in values.items():
             setattr(contact, name, value)
         contact.save(update_fields=[*values, "updated_at"])
+        vip.update_tiers(Contact.objects.filter(pk=contact.pk), now=timezone.now())
