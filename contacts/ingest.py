@@ -11,6 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from contacts import catalogue
 from contacts.identity import IdentityError, get_or_create_contact, normalize_email, normalize_external_id, normalize_phone
@@ -68,10 +69,10 @@ def decode_json(raw: str | bytes) -> Any:
     try:
         return json.loads(raw, parse_constant=reject_json_constant)
     except RecursionError:
-        raise EventError("body", "malformed JSON: nested too deeply") from None
+        raise EventError("body", _("malformed JSON: nested too deeply")) from None
     except ValueError as error:
         # json.JSONDecodeError and UnicodeDecodeError are both ValueErrors.
-        raise EventError("body", f"malformed JSON: {error}") from None
+        raise EventError("body", _("malformed JSON: %(error)s") % {"error": error}) from None
 
 
 def reject_json_constant(name: str) -> Any:
@@ -82,11 +83,11 @@ def parse_event(data: Any, *, now: datetime | None = None, allowed_types: set[st
     """Validate one event payload and return it normalised; raise EventError naming the bad field."""
     now = now or timezone.now()
     if not isinstance(data, dict):
-        raise EventError("event", f"must be a JSON object, got {json_type_name(data)}")
+        raise EventError("event", _("must be a JSON object, got %(type)s") % {"type": json_type_name(data)})
 
     unknown = sorted(set(data) - set(EVENT_FIELDS))
     if unknown:
-        raise EventError(unknown[0], f"unknown field; allowed: {', '.join(EVENT_FIELDS)}")
+        raise EventError(unknown[0], _("unknown field; allowed: %(fields)s") % {"fields": ", ".join(EVENT_FIELDS)})
 
     event_type = parse_type(data.get("type"), allowed_types)
     source_id = parse_source_id(data.get("id"))
@@ -97,7 +98,7 @@ def parse_event(data: Any, *, now: datetime | None = None, allowed_types: set[st
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
-        raise EventError("properties", f"must be a JSON object, got {json_type_name(properties)}")
+        raise EventError("properties", _("must be a JSON object, got %(type)s") % {"type": json_type_name(properties)})
     check_no_nul(properties, "properties")
 
     return ParsedEvent(
@@ -116,15 +117,22 @@ def parse_event(data: Any, *, now: datetime | None = None, allowed_types: set[st
 
 def parse_type(raw: Any, allowed_types: set[str] | None) -> str:
     if raw in (None, ""):
-        raise EventError("type", "missing; send an event type such as order_placed")
+        raise EventError("type", _("missing; send an event type such as order_placed"))
     if not isinstance(raw, str):
-        raise EventError("type", f"must be a string, got {json_type_name(raw)}")
+        raise EventError("type", _("must be a string, got %(type)s") % {"type": json_type_name(raw)})
     if raw not in catalogue.EVENT_TYPES:
         close = difflib.get_close_matches(raw, catalogue.EVENT_TYPES, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"use one of: {', '.join(sorted(catalogue.EVENT_TYPES))}"
-        raise EventError("type", f"unknown event type {raw[:64]!r}; {hint}")
+        if close:
+            hint = _("did you mean %(type)s?") % {"type": close[0]}
+        else:
+            hint = _("use one of: %(types)s") % {"types": ", ".join(sorted(catalogue.EVENT_TYPES))}
+        raise EventError("type", _("unknown event type %(value)r; %(hint)s") % {"value": raw[:64], "hint": hint})
     if allowed_types is not None and raw not in allowed_types:
-        raise EventError("type", f"{raw!r} is not allowed with this API key; allowed: {', '.join(sorted(allowed_types))}")
+        raise EventError(
+            "type",
+            _("%(value)r is not allowed with this API key; allowed: %(types)s")
+            % {"value": raw, "types": ", ".join(sorted(allowed_types))},
+        )
     return raw
 
 
@@ -132,12 +140,15 @@ def parse_source_id(raw: Any) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-        raise EventError("id", f"{raw!r} is not a valid id; send a non-empty string")
+        raise EventError("id", _("%(value)r is not a valid id; send a non-empty string") % {"value": raw})
     source_id = str(raw).strip()
     if not source_id:
-        raise EventError("id", "is empty; send a non-empty string or leave the field out")
+        raise EventError("id", _("is empty; send a non-empty string or leave the field out"))
     if len(source_id) > MAX_SOURCE_ID_LENGTH:
-        raise EventError("id", f"is {len(source_id)} characters long; at most {MAX_SOURCE_ID_LENGTH} fit")
+        raise EventError(
+            "id",
+            _("is %(length)s characters long; at most %(limit)s fit") % {"length": len(source_id), "limit": MAX_SOURCE_ID_LENGTH},
+        )
     check_no_nul(source_id, "id")
     return source_id
 
@@ -150,10 +161,10 @@ def parse_identities(data: dict[str, Any]) -> tuple[str, str, str]:
         if value in (None, ""):
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise EventError(name, f"must be a string, got {json_type_name(value)}")
+            raise EventError(name, _("must be a string, got %(type)s") % {"type": json_type_name(value)})
         raw[name] = str(value)
     if not raw:
-        raise EventError("email", "missing; send email, phone or external_id to say whose event this is")
+        raise EventError("email", _("missing; send email, phone or external_id to say whose event this is"))
 
     normalizers = {"email": normalize_email, "phone": normalize_phone, "external_id": normalize_external_id}
     normalized = {}
@@ -163,32 +174,41 @@ def parse_identities(data: dict[str, Any]) -> tuple[str, str, str]:
         except IdentityError as error:
             raise EventError(name, str(error)) from None
     if not any(normalized.values()):
-        raise EventError("email", "missing; send email, phone or external_id to say whose event this is")
+        raise EventError("email", _("missing; send email, phone or external_id to say whose event this is"))
     return normalized.get("email", ""), normalized.get("phone", ""), normalized.get("external_id", "")
 
 
 def parse_occurred_at(raw: Any, now: datetime) -> datetime:
     if raw in (None, ""):
         return now
-    example = "2026-03-01T09:30:00+01:00"
     if not isinstance(raw, str):
-        raise EventError("occurred_at", f"{raw!r} is not an ISO 8601 date-time; send a string like {example}")
+        raise EventError("occurred_at", not_a_date_time(raw))
     try:
         occurred_at = parse_datetime(raw.strip())
     except ValueError:
         # Well-formed but impossible, e.g. month 13.
         occurred_at = None
     if occurred_at is None:
-        raise EventError("occurred_at", f"{raw[:60]!r} is not an ISO 8601 date-time; send a string like {example}")
+        raise EventError("occurred_at", not_a_date_time(raw[:60]))
     if timezone.is_naive(occurred_at):
         occurred_at = occurred_at.replace(tzinfo=UTC)
     try:
         occurred_at = occurred_at.astimezone(UTC)
     except OverflowError:
-        raise EventError("occurred_at", f"{raw!r} is out of range") from None
+        raise EventError("occurred_at", _("%(value)r is out of range") % {"value": raw}) from None
     if occurred_at > now + MAX_FUTURE_SKEW:
-        raise EventError("occurred_at", f"{raw!r} is in the future; send the time the event happened")
+        raise EventError("occurred_at", _("%(value)r is in the future; send the time the event happened") % {"value": raw})
     return occurred_at
+
+
+def not_a_date_time(raw: Any) -> str:
+    return _("%(value)r is not an ISO 8601 date-time; send a string like 2026-03-01T09:30:00+01:00") % {"value": raw}
+
+
+def not_an_amount(raw: Any) -> str:
+    return _('%(value)r is not an amount; send a decimal number with a point, preferably as a string like "59.95"') % {
+        "value": raw
+    }
 
 
 def parse_value(properties: dict[str, Any]) -> Decimal | None:
@@ -198,19 +218,20 @@ def parse_value(properties: dict[str, Any]) -> Decimal | None:
         if raw is None or raw == "":
             continue
         field_name = f"properties.{name}"
-        hint = 'send a decimal number with a point, preferably as a string like "59.95"'
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-            raise EventError(field_name, f"{raw!r} is not an amount; {hint}")
+            raise EventError(field_name, not_an_amount(raw))
         try:
             # str() of a JSON number gives its shortest decimal form, so 59.95 reads as Decimal("59.95").
             amount = Decimal(str(raw))
         except InvalidOperation:
-            raise EventError(field_name, f"{raw!r} is not an amount; {hint}") from None
+            raise EventError(field_name, not_an_amount(raw)) from None
         if not amount.is_finite():
-            raise EventError(field_name, f"{raw!r} is not an amount; {hint}")
+            raise EventError(field_name, not_an_amount(raw))
         value = catalogue.event_value({name: raw})
         if value is None or abs(value) >= MAX_AMOUNT:
-            raise EventError(field_name, f"{raw!r} is too large; amounts below {MAX_AMOUNT} fit")
+            raise EventError(
+                field_name, _("%(value)r is too large; amounts below %(limit)s fit") % {"value": raw, "limit": MAX_AMOUNT}
+            )
         return value
     return None
 
@@ -220,7 +241,9 @@ def parse_currency(properties: dict[str, Any]) -> str:
     if raw is None or raw == "":
         return ""
     if not isinstance(raw, str) or len(raw.strip()) != 3 or not raw.strip().isascii() or not raw.strip().isalpha():
-        raise EventError("properties.currency", f"{raw!r} is not a currency code; send three letters like EUR")
+        raise EventError(
+            "properties.currency", _("%(value)r is not a currency code; send three letters like EUR") % {"value": raw}
+        )
     return raw.strip().upper()
 
 
@@ -228,7 +251,7 @@ def check_no_nul(value: Any, path: str) -> None:
     """Raise EventError for a NUL character anywhere in the value, because PostgreSQL cannot store one in text or jsonb."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise EventError(path, "contains a NUL character (\\u0000), which cannot be stored")
+            raise EventError(path, _("contains a NUL character (\\u0000), which cannot be stored"))
     elif isinstance(value, dict):
         for key, item in value.items():
             check_no_nul(key, path)

@@ -216,6 +216,7 @@ INVALID_EVENTS = [
 ]
 
 
+@pytest.mark.usefixtures("english")
 @pytest.mark.parametrize(("change", "field", "message"), INVALID_EVENTS)
 def test_post_invalid_event_names_problem(client, full_key, change, field, message):
     response = post(client, full_key, [order("evt-1"), order("evt-2", **change)])
@@ -244,6 +245,7 @@ def test_post_reports_every_bad_event(client, full_key):
     assert [(error["index"], error["field"]) for error in errors] == [(0, "type"), (2, "email")]
 
 
+@pytest.mark.usefixtures("english")
 def test_post_event_not_object_rejected(client, full_key):
     response = post(client, full_key, [order(), "order_placed"])
 
@@ -253,6 +255,7 @@ def test_post_event_not_object_rejected(client, full_key):
     assert error["message"] == "must be a JSON object, got string"
 
 
+@pytest.mark.usefixtures("english")
 def test_post_malformed_json_rejected(client, full_key):
     response = post(client, full_key, None, raw='[{"type": "order_placed",}]')
 
@@ -393,6 +396,27 @@ def test_post_without_key_unauthorized(client, db):
     assert only_error(response)["field"] == "Authorization"
 
 
+def test_post_invalid_event_problem_in_dutch_by_default(client, full_key):
+    response = post(client, full_key, order(occurred_at="2099-01-01T00:00:00Z"))
+
+    assert response.status_code == 400
+    assert only_error(response) == {
+        "index": 0,
+        "field": "occurred_at",
+        "message": "'2099-01-01T00:00:00Z' ligt in de toekomst; stuur het tijdstip waarop de gebeurtenis plaatsvond",
+    }
+
+
+def test_post_invalid_event_problem_in_english_on_request(client, full_key):
+    body = json.dumps(order(occurred_at="2099-01-01T00:00:00Z"))
+
+    response = client.post(
+        URL, data=body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {full_key}", HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    assert only_error(response)["message"] == "'2099-01-01T00:00:00Z' is in the future; send the time the event happened"
+
+
 def test_post_wrong_key_unauthorized(client, full_key):
     response = post(client, "mk_not-a-real-key", order())
 
@@ -458,6 +482,7 @@ def test_pixel_key_browsing_event_accepted(client, pixel_key):
     assert Event.objects.get().type == "product_viewed"
 
 
+@pytest.mark.usefixtures("english")
 @pytest.mark.parametrize("event_type", ["signed_up", "order_placed", "subscribed", "unsubscribed", "email_opened"])
 def test_pixel_key_other_event_rejected(client, pixel_key, event_type):
     response = post(client, pixel_key, order(type=event_type))

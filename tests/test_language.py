@@ -272,6 +272,22 @@ def test_install_command_output_dutch_by_default(db, no_active_language):
     assert "Activeer de workflow in het beheer." in output.getvalue()
 
 
+def test_ingest_events_errors_dutch_by_default(db, no_active_language, tmp_path):
+    from django.core.management import CommandError
+
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"type": "order_placed", "email": "anna@example.com", "occurred_at": "2099-01-01T00:00:00Z"}\n')
+    stderr = io.StringIO()
+
+    with pytest.raises(CommandError) as raised:
+        call_command("ingest_events", str(path), stdout=io.StringIO(), stderr=stderr)
+
+    assert stderr.getvalue().strip() == (
+        "Regel 1: occurred_at: '2099-01-01T00:00:00Z' ligt in de toekomst; stuur het tijdstip waarop de gebeurtenis plaatsvond"
+    )
+    assert str(raised.value).startswith("1 regel is niet opgeslagen.")
+
+
 def test_report_output_dutch_by_default(db, no_active_language):
     install_template("abandoned_cart", language="nl")
     output = io.StringIO()

@@ -396,6 +396,7 @@ def test_discontinued_twice_one_event(anna, order, t0):
     assert Event.objects.filter(type="product_discontinued").count() == 1
 
 
+@pytest.mark.usefixtures("english")
 def test_api_accepts_subscription_events(client, db, t0):
     _api_key, raw_key = ApiKey.generate("Subscription app")
     headers = {"HTTP_AUTHORIZATION": f"Bearer {raw_key}"}
