@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 
 from campaigns.models import Delivery, StepMetric
 from contacts.models import ConsentStatus, Contact, Tag
@@ -199,6 +200,24 @@ def test_order_without_checkout_exits_every_cart(anna, make_workflow, send_event
     tick(t0 + timedelta(minutes=11))
 
     assert set(workflow.enrollments.values_list("state", flat=True)) == {Enrollment.State.EXITED}
+
+
+def test_exit_during_a_wait_is_logged_at_the_wait(anna, make_workflow, send_event, t0):
+    workflow = make_workflow(
+        [{"kind": "send_email"}, {"kind": "wait", "wait_days": 2}, {"kind": "send_email"}],
+        exit_condition={"event": "order_placed", "since": "enrollment"},
+    )
+    send_event("signed_up", anna.email, t0)
+    tick(t0)
+    send_event("order_placed", anna.email, t0 + timedelta(days=1), total_price="20.00")
+
+    tick(t0 + timedelta(days=1))
+
+    wait_step = workflow.steps.get(position=1)
+    enrollment = workflow.enrollments.get()
+    assert enrollment.logs.filter(outcome=StepLog.Outcome.EXITED).get().step == wait_step
+    assert StepMetric.objects.filter(step=wait_step).aggregate(total=Sum("exited"))["total"] == 1
+    assert not StepMetric.objects.filter(step__position=2, exited__gt=0).exists()
 
 
 def test_exit_tag_added_when_exit_condition_matches_before_a_step(anna, bram, make_workflow, send_event, t0):

@@ -92,8 +92,8 @@ class Batch:
         if following is None:
             self.finish(run, Enrollment.State.COMPLETED, "", step)
             return
-        # TODO: a wait enters the following step at once and stays due until the wait ends, so an
-        # exit during the wait is logged and counted at that following step, which was not reached.
+        # A wait enters the following step at once, due when the wait ends; an exit meanwhile is
+        # logged at the wait (exits.current_steps).
         self.enter(run, following, next_run_at)
 
     def go_to(self, run: Run, step: Step, target: str) -> None:

@@ -4,7 +4,7 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from django.db.models import Min, OuterRef, Q
+from django.db.models import Min, OuterRef, Q, Subquery
 
 from campaigns.metrics import MetricBatch
 from campaigns.models import Delivery
@@ -51,8 +51,30 @@ def exit_matching_runs(batch: Batch, runs: list[Run]) -> None:
             tag_contacts([run.contact_id for run in leaving], plan.workflow.exit_tag)
 
 
+def current_steps(enrollments: list[Enrollment], now: datetime) -> dict[int, int | None]:
+    """Return the step each enrollment is at, by enrollment id.
+
+    A duration wait moves the enrollment onto the following step at once, due when the wait ends.
+    Until then the contact is still at the wait: the step of its latest log.
+    """
+    steps = {enrollment.pk: enrollment.step_id for enrollment in enrollments}
+    waiting = [enrollment.pk for enrollment in enrollments if enrollment.next_run_at and enrollment.next_run_at > now]
+    latest = StepLog.objects.filter(enrollment_id=OuterRef("pk")).order_by("-at", "-id").values("step_id")[:1]
+    for start in range(0, len(waiting), CHUNK):
+        rows = (
+            Enrollment.objects.filter(pk__in=waiting[start : start + CHUNK])
+            .annotate(logged_step=Subquery(latest))
+            .values_list("pk", "logged_step")
+        )
+        for enrollment_id, step_id in rows:
+            if step_id is not None:
+                steps[enrollment_id] = step_id
+    return steps
+
+
 def exit_enrollments(enrollments: list[Enrollment], reason: str, now: datetime) -> int:
-    """Exit the given active enrollments, logging each; return how many were still active."""
+    """Exit the given active enrollments, logging each at the step it is at; return how many were still active."""
+    steps = current_steps(enrollments, now)
     ids = [enrollment.pk for enrollment in enrollments]
     exited = 0
     for start in range(0, len(ids), CHUNK):
@@ -65,7 +87,7 @@ def exit_enrollments(enrollments: list[Enrollment], reason: str, now: datetime) 
         [
             StepLog(
                 enrollment_id=enrollment.pk,
-                step_id=enrollment.step_id,
+                step_id=steps[enrollment.pk],
                 visit=enrollment.visit,
                 outcome=StepLog.Outcome.EXITED,
                 reason=reason,
@@ -76,7 +98,7 @@ def exit_enrollments(enrollments: list[Enrollment], reason: str, now: datetime) 
         batch_size=CHUNK,
     )
     for enrollment in enrollments:
-        metrics.add(enrollment.step_id, now, "exited")
+        metrics.add(steps[enrollment.pk], now, "exited")
     metrics.write()
     return exited
 
