@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from contacts.catalogue import ALL_EVENT_TYPES
@@ -48,7 +49,8 @@ def event_entries(contact: Contact) -> list[TimelineEntry]:
     for event in contact.events.order_by("-occurred_at", "-id")[:LIMIT]:
         details = []
         if event.value is not None:
-            details.append(f"{event.value} {event.currency}".strip())
+            amount = number_format(event.value, 2, use_l10n=True, force_grouping=True)
+            details.append(f"{amount} {event.currency}".strip())
         if event.key:
             details.append(_("key %(key)s") % {"key": event.key})
         details.append(event.get_source_display())

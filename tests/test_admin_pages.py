@@ -689,6 +689,15 @@ def test_contact_timeline_newest_first(staff_client, shop, anna):
     assert "SMTP 550 mailbox unavailable" in response.text
 
 
+def test_contact_timeline_money_in_dutch(staff_client, bram, send_event, t0):
+    send_event("order_placed", bram.email, t0, total_price="1234.50", currency="EUR")
+
+    response = staff_client.get(admin_url(bram))
+    [entry] = [entry for entry in response.context["timeline"] if entry.kind == "event"]
+
+    assert "1.234,50 EUR" in entry.detail
+
+
 def test_contact_timeline_shows_exit_reason(staff_client, shop, bram):
     response = staff_client.get(admin_url(bram), HTTP_ACCEPT_LANGUAGE="en")
     [entry] = response.context["timeline"]

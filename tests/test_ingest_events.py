@@ -120,7 +120,7 @@ def test_ingest_fixed_file_stores_rest(db, tmp_path):
 
     stdout, _stderr = ingest(str(fixed))
 
-    assert stdout.strip() == "1 events stored, 1 duplicates skipped, 0 invalid lines."
+    assert stdout.strip() == "1 event stored, 1 duplicate skipped, 0 invalid lines."
 
 
 def test_ingest_reads_standard_input(db, monkeypatch):
@@ -185,7 +185,7 @@ def test_ingest_repeated_id_within_file(db, tmp_path):
 
     stdout, _stderr = ingest(str(path))
 
-    assert stdout.strip() == "1 events stored, 1 duplicates skipped, 0 invalid lines."
+    assert stdout.strip() == "1 event stored, 1 duplicate skipped, 0 invalid lines."
 
 
 def test_ingest_ids_unique_per_source(db):

@@ -23,6 +23,17 @@ logger = logging.getLogger(__name__)
 CHUNK = 1000
 
 
+def counts_text(stored: int, duplicates: int, invalid: int | None = None) -> str:
+    """Return the summary line, e.g. "1 event stored, 2 duplicates skipped, 0 invalid lines."."""
+    parts = [
+        ngettext("%(count)s event stored", "%(count)s events stored", stored) % {"count": stored},
+        ngettext("%(count)s duplicate skipped", "%(count)s duplicates skipped", duplicates) % {"count": duplicates},
+    ]
+    if invalid is not None:
+        parts.append(ngettext("%(count)s invalid line", "%(count)s invalid lines", invalid) % {"count": invalid})
+    return ", ".join(parts) + "."
+
+
 class Command(BaseCommand):
     help = _("Store events from a JSON Lines file (one event per line) for the engine to process.")
     # call_command("ingest_events", "-", stdin=...) passes a stream in tests.
@@ -86,10 +97,7 @@ class Command(BaseCommand):
                 stored, duplicates = stored + len(result.created), duplicates + result.duplicates
 
         logger.info("ingest_events %s: %s stored, %s duplicates, %s invalid lines", path, stored, duplicates, invalid)
-        self.stdout.write(
-            _("%(stored)s events stored, %(duplicates)s duplicates skipped, %(invalid)s invalid lines.")
-            % {"stored": stored, "duplicates": duplicates, "invalid": invalid}
-        )
+        self.stdout.write(counts_text(stored, duplicates, invalid))
         if invalid:
             raise CommandError(
                 ngettext(
@@ -117,10 +125,7 @@ class Command(BaseCommand):
             ) from None
 
         logger.info("ingest_events %s as Shopify %s: %s", path, topic, outcome.detail)
-        self.stdout.write(
-            _("%(stored)s events stored, %(duplicates)s duplicates skipped.")
-            % {"stored": outcome.stored, "duplicates": outcome.duplicates}
-        )
+        self.stdout.write(counts_text(outcome.stored, outcome.duplicates))
 
     def open_lines(self, path: str, stdin: Any) -> Any:
         if path != "-":

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from workflows.engine.tick import tick
 
@@ -25,16 +26,16 @@ class Command(BaseCommand):
                 now = timezone.make_aware(now, timezone.get_default_timezone())
 
         result = tick(now, dispatch=not options["no_dispatch"])
-        self.stdout.write(
-            _(
-                "Tick at %(now)s: %(events)s events processed, %(triggered)s contacts enrolled by scheduled triggers, "
-                "%(advanced)s enrollments advanced, %(dispatched)s messages handled."
-            )
-            % {
-                "now": now.isoformat(),
-                "events": result.events,
-                "triggered": result.triggered,
-                "advanced": result.advanced,
-                "dispatched": result.dispatched,
-            }
-        )
+        parts = [
+            ngettext("%(count)s event processed", "%(count)s events processed", result.events),
+            ngettext(
+                "%(count)s contact enrolled by scheduled triggers",
+                "%(count)s contacts enrolled by scheduled triggers",
+                result.triggered,
+            ),
+            ngettext("%(count)s enrollment advanced", "%(count)s enrollments advanced", result.advanced),
+            ngettext("%(count)s message handled", "%(count)s messages handled", result.dispatched),
+        ]
+        counts = [result.events, result.triggered, result.advanced, result.dispatched]
+        summary = ", ".join(part % {"count": count} for part, count in zip(parts, counts, strict=True))
+        self.stdout.write(_("Tick at %(now)s: %(summary)s.") % {"now": now.isoformat(), "summary": summary})
