@@ -236,7 +236,7 @@ class ConsentRecord(models.Model):
         verbose_name_plural = _("consent records")
 
     def __str__(self) -> str:
-        return f"{self.contact} {self.channel} {self.status}"
+        return f"{self.contact}: {self.get_channel_display()}, {self.get_status_display()}"
 
 
 class Segment(models.Model):

@@ -137,6 +137,25 @@ def test_admin_without_header_is_dutch(staff_client, cart_workflow):
     assert "Triggergebeurtenis" in response.text
 
 
+def test_admin_header_names_the_product_in_both_languages(staff_client):
+    dutch = staff_client.get(reverse("admin:index"))
+    english = staff_client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en")
+
+    assert "mktauto-marketingautomatisering" in dutch.text
+    assert "Django-beheer" not in dutch.text
+    assert "mktauto marketing automation" in english.text
+
+
+def test_consent_record_reads_in_dutch(anna):
+    from contacts.consent import set_consent
+    from contacts.models import Channel, ConsentRecord, ConsentStatus
+
+    set_consent(anna, Channel.SMS, ConsentStatus.UNSUBSCRIBED, source="unsubscribe link")
+
+    with translation.override("nl"):
+        assert str(ConsentRecord.objects.latest("id")) == "anna@example.com: Sms, Uitgeschreven"
+
+
 def test_unsupported_browser_language_gets_dutch(staff_client, cart_workflow):
     response = staff_client.get(reverse("admin:workflows_workflow_changelist"), HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9")
 

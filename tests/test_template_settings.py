@@ -182,6 +182,9 @@ def test_admin_install_rejects_bad_sender(staff_client):
     assert Workflow.objects.count() == 0
     assert "shop at example is not a sender address. Enter one like Shop &lt;shop@example.com&gt;" in response.text
     assert 'id="id_from_email_welcome_series" maxlength="254" placeholder=' in response.text
+    # One note at the top says there are errors; the page shows no second banner for it.
+    assert response.text.count('class="errornote"') == 1
+    assert 'class="messagelist"' not in response.text
 
 
 @pytest.mark.usefixtures("english")
@@ -265,3 +268,17 @@ def test_flowchart_describes_each_wait_mode():
         replenishment, list(replenishment.steps.order_by("position"))
     )
     assert "wait for order_fulfilled, at most 14 d" in build(post_purchase, list(post_purchase.steps.order_by("position")))
+
+
+@pytest.mark.parametrize(
+    ("subject", "shown"),
+    [
+        ("{{ first_name|default:'Hoi' }}, er ligt nog iets in je winkelwagen", "Hoi, er ligt nog iets in je winkelwagen"),
+        ('Je download: {{ trigger.content_title|default:"je gids" }}', "Je download: je gids"),
+        ("Welkom bij {{ shop_name }}!{% if order_count > 1 %} Weer terug!{% endif %}", "Welkom bij [shop_name]! Weer terug!"),
+    ],
+)
+def test_flowchart_shows_merge_tags_as_a_reader_sees_them(subject, shown):
+    from workflows.flowchart import readable
+
+    assert readable(subject) == shown

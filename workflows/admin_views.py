@@ -51,7 +51,7 @@ class TemplateLibraryView(View):
     def post(self, request: HttpRequest) -> HttpResponse:
         form = TemplateInstallForm(request.POST)
         if not form.is_valid():
-            self.model_admin.message_user(request, _("Correct the marked fields, then install again."), messages.ERROR)
+            # The page's error note says it once; the field errors sit in the template's card.
             return self.render(request, form, status=400)
 
         slug = form.cleaned_data["template"]

@@ -1,6 +1,7 @@
 """A workflow's steps as Mermaid flowchart source, for the workflow page in the admin."""
 
 import logging
+import re
 
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
@@ -23,6 +24,12 @@ def escape_label(text: str) -> str:
     return " ".join(text.split())
 
 
+# A merge tag with a |default fallback, a merge tag without one, and a {% block %} tag.
+FALLBACK_TAG = re.compile(r"\{\{\s*[\w.]+\s*\|\s*default:\s*(['\"])(?P<fallback>.*?)\1\s*\}\}")
+VALUE_TAG = re.compile(r"\{\{\s*(?P<name>[\w.]+)[^}]*\}\}")
+BLOCK_TAG = re.compile(r"\{%.*?%\}")
+
+
 def duration_text(step: Step) -> str:
     parts = []
     if step.wait_days:
@@ -32,6 +39,16 @@ def duration_text(step: Step) -> str:
     if step.wait_minutes:
         parts.append(_("%(count)s min") % {"count": step.wait_minutes})
     return " ".join(parts) or "0"
+
+
+def readable(source: str) -> str:
+    """Show merge tags as a reader sees them: a fallback's text, or the value's name in brackets.
+
+    E.g. "{{ first_name|default:'Hoi' }}, je mandje" becomes "Hoi, je mandje".
+    """
+    text = FALLBACK_TAG.sub(lambda match: match["fallback"], source)
+    text = VALUE_TAG.sub(lambda match: f"[{match['name']}]", text)
+    return " ".join(BLOCK_TAG.sub("", text).split())
 
 
 def wait_text(step: Step) -> str:
@@ -58,7 +75,7 @@ def detail_text(step: Step) -> str:
     if step.kind == Step.Kind.WAIT:
         return wait_text(step)
     if step.kind == Step.Kind.SEND_EMAIL:
-        subject = step.template.subject if step.template else "-"
+        subject = readable(step.template.subject) if step.template else "-"
         return _("email: %(subject)s") % {"subject": Truncator(subject).chars(SUBJECT_CHARS)}
     if step.kind in (Step.Kind.ADD_TAG, Step.Kind.REMOVE_TAG):
         return f"{step.get_kind_display()}: {step.tag}"
