@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.parsers import JSONParser
@@ -63,17 +64,18 @@ class EventsView(APIView):
             return request_error(
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                 "body",
-                f"larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; send fewer events per request",
+                _("larger than %(limit)s bytes; send fewer events per request") % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
             )
         if not body.strip():
-            return request_error(status.HTTP_400_BAD_REQUEST, "body", "empty; send one event object or a list of them")
+            return request_error(status.HTTP_400_BAD_REQUEST, "body", _("empty; send one event object or a list of them"))
 
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return request_error(
                 status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                 "Content-Type",
-                f"{content_type or 'no content type'!r} is not supported; send application/json",
+                _("%(value)s is not supported; send application/json")
+                % {"value": repr(content_type) if content_type else _("no content type")},
             )
 
         try:
@@ -83,12 +85,13 @@ class EventsView(APIView):
 
         events = payload if isinstance(payload, list) else [payload]
         if not events:
-            return request_error(status.HTTP_400_BAD_REQUEST, "events", "empty list; send at least one event")
+            return request_error(status.HTTP_400_BAD_REQUEST, "events", _("empty list; send at least one event"))
         if len(events) > MAX_EVENTS_PER_REQUEST:
             return request_error(
                 status.HTTP_400_BAD_REQUEST,
                 "events",
-                f"too many events: {len(events)}; send at most {MAX_EVENTS_PER_REQUEST} per request",
+                _("too many events: %(count)s; send at most %(limit)s per request")
+                % {"count": len(events), "limit": MAX_EVENTS_PER_REQUEST},
             )
 
         # A pixel key sits in storefront JavaScript where anyone can read it, so it may only report
@@ -100,9 +103,10 @@ class EventsView(APIView):
             try:
                 parsed.append(parse_event(data, allowed_types=allowed))
             except EventError as error:
-                errors.append({"index": index, "field": error.field, "message": error.message})
+                errors.extend({"index": index, "field": field, "message": message} for field, message in error.problems)
         if errors:
-            logger.info("API key %s: request with %s events rejected, %s invalid", api_key.pk, len(events), len(errors))
+            invalid = len({error["index"] for error in errors})
+            logger.info("API key %s: request with %s events rejected, %s invalid", api_key.pk, len(events), invalid)
             return error_response(status.HTTP_400_BAD_REQUEST, errors)
 
         result = store_events(parsed, Event.Source.API, fill_identities=not pixel)

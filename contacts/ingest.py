@@ -32,12 +32,21 @@ STORE_ATTEMPTS = 3
 
 
 class EventError(ValueError):
-    """An invalid event: ``field`` names the offending field and ``message`` describes the problem."""
+    """An invalid event: ``field`` names the offending field and ``message`` describes the problem.
 
-    def __init__(self, field_name: str, message: str) -> None:
+    ``problems`` lists every (field, message) found in the event, the first one included.
+    """
+
+    def __init__(self, field_name: str, message: str, *, more: list[tuple[str, str]] | None = None) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
         self.message = message
+        self.problems = [(field_name, message), *(more or [])]
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]]) -> "EventError":
+        (field_name, message), *more = problems
+        return cls(field_name, message, more=more)
 
 
 @dataclass
@@ -80,27 +89,44 @@ def reject_json_constant(name: str) -> Any:
 
 
 def parse_event(data: Any, *, now: datetime | None = None, allowed_types: set[str] | None = None) -> ParsedEvent:
-    """Validate one event payload and return it normalised; raise EventError naming the bad field."""
+    """Validate one event payload and return it normalised.
+
+    Raise EventError naming the bad field; its ``problems`` list every field found wrong, so a
+    sender fixes them all in one go.
+    """
     now = now or timezone.now()
     if not isinstance(data, dict):
         raise EventError("event", _("must be a JSON object, got %(type)s") % {"type": json_type_name(data)})
 
-    unknown = sorted(set(data) - set(EVENT_FIELDS))
-    if unknown:
-        raise EventError(unknown[0], _("unknown field; allowed: %(fields)s") % {"fields": ", ".join(EVENT_FIELDS)})
+    problems: list[tuple[str, str]] = []
 
-    event_type = parse_type(data.get("type"), allowed_types)
-    source_id = parse_source_id(data.get("id"))
-    email, phone, external_id = parse_identities(data)
-    occurred_at = parse_occurred_at(data.get("occurred_at"), now)
+    def attempt(parse: Any, *args: Any) -> Any:
+        try:
+            return parse(*args)
+        except EventError as error:
+            problems.extend(error.problems)
+            return None
+
+    for name in sorted(set(data) - set(EVENT_FIELDS)):
+        problems.append((name, _("unknown field; allowed: %(fields)s") % {"fields": ", ".join(EVENT_FIELDS)}))
+    event_type = attempt(parse_type, data.get("type"), allowed_types)
+    source_id = attempt(parse_source_id, data.get("id"))
+    identities = attempt(parse_identities, data)
+    occurred_at = attempt(parse_occurred_at, data.get("occurred_at"), now)
 
     properties = data.get("properties")
     if properties is None:
         properties = {}
-    if not isinstance(properties, dict):
-        raise EventError("properties", _("must be a JSON object, got %(type)s") % {"type": json_type_name(properties)})
-    check_no_nul(properties, "properties")
+    if isinstance(properties, dict):
+        attempt(check_no_nul, properties, "properties")
+        value = attempt(parse_value, properties)
+        currency = attempt(parse_currency, properties)
+    else:
+        problems.append(("properties", _("must be a JSON object, got %(type)s") % {"type": json_type_name(properties)}))
+    if problems:
+        raise EventError.of(problems)
 
+    email, phone, external_id = identities
     return ParsedEvent(
         type=event_type,
         occurred_at=occurred_at,
@@ -110,8 +136,8 @@ def parse_event(data: Any, *, now: datetime | None = None, allowed_types: set[st
         phone=phone,
         external_id=external_id,
         key=catalogue.event_key(event_type, properties),
-        value=parse_value(properties),
-        currency=parse_currency(properties),
+        value=value,
+        currency=currency,
     )
 
 

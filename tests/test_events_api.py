@@ -282,6 +282,7 @@ def test_post_invalid_utf8_rejected(client, full_key):
     assert only_error(response)["field"] == "body"
 
 
+@pytest.mark.usefixtures("english")
 def test_post_empty_body_rejected(client, full_key):
     response = post(client, full_key, None, raw="")
 
@@ -296,6 +297,7 @@ def test_post_empty_list_rejected(client, full_key):
     assert only_error(response)["field"] == "events"
 
 
+@pytest.mark.usefixtures("english")
 def test_post_wrong_content_type_rejected(client, full_key):
     response = post(client, full_key, None, raw="type=order_placed&email=dirk@example.com", content_type="text/plain")
 
@@ -318,6 +320,7 @@ def test_post_json_with_charset_accepted(client, full_key):
     assert response.status_code == 202
 
 
+@pytest.mark.usefixtures("english")
 def test_post_too_many_events_rejected(client, full_key):
     events = [order(f"evt-{number}") for number in range(1001)]
 
@@ -415,6 +418,19 @@ def test_post_invalid_event_problem_in_english_on_request(client, full_key):
     )
 
     assert only_error(response)["message"] == "'2099-01-01T00:00:00Z' is in the future; send the time the event happened"
+
+
+@pytest.mark.usefixtures("english")
+def test_post_reports_every_problem_of_an_event(client, full_key):
+    event = order(type="order-placed", email="not-an-email", occurred_at="yesterday")
+
+    response = post(client, full_key, [order("ok-1"), event])
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert [(error["index"], error["field"]) for error in errors] == [(1, "type"), (1, "email"), (1, "occurred_at")]
+    assert errors[0]["message"] == "unknown event type 'order-placed'; did you mean order_placed?"
+    assert Event.objects.count() == 0
 
 
 def test_post_wrong_key_unauthorized(client, full_key):

@@ -152,6 +152,18 @@ def test_ingest_byte_order_mark_accepted(db, tmp_path):
     assert stdout.strip() == "3 events stored, 0 duplicates skipped, 0 invalid lines."
 
 
+def test_ingest_reports_every_problem_of_a_line(db, tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"type": "Order Placed", "email": "not-an-email", "occurred_at": "yesterday"}\n')
+
+    _stdout, stderr, error = ingest_failing(str(path))
+
+    lines = stderr.strip().splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["type", "email", "occurred_at"]
+    assert all(line.startswith("Line 1: ") for line in lines)
+    assert error.startswith("1 line was not stored.")
+
+
 def test_ingest_invalid_utf8_line_reported(db, tmp_path):
     path = tmp_path / "latin1.jsonl"
     good = b'{"id": "u-1", "type": "page_viewed", "email": "dirk@example.com"}\n'

@@ -1027,7 +1027,7 @@ def test_saved_order_body_ingested(shop):
     output = ingest_saved(DATA / "webhooks" / "orders__create.2026-01.json", "orders/create")
 
     event = only_event("order_placed")
-    assert output.strip() == "1 events stored, 0 duplicates skipped."
+    assert output.strip() == "1 event stored, 0 duplicates skipped."
     assert event.value == Decimal("404.95")
     assert event.source == Event.Source.SHOPIFY
     assert event.contact.email == "john@example.com"
@@ -1038,7 +1038,7 @@ def test_saved_body_ingested_twice_stored_once(db):
 
     output = ingest_saved(DATA / "webhooks" / "checkouts__create.2026-01.json", "checkouts/create")
 
-    assert output.strip() == "0 events stored, 1 duplicates skipped."
+    assert output.strip() == "0 events stored, 1 duplicate skipped."
     assert only_event("checkout_started").source_id.startswith("file:")
 
 

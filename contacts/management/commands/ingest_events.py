@@ -84,10 +84,10 @@ class Command(BaseCommand):
                     pending.append(parse_event(data))
                 except EventError as error:
                     invalid += 1
-                    self.stderr.write(
-                        _("Line %(line)s: %(field)s: %(message)s")
-                        % {"line": number, "field": error.field, "message": error.message}
-                    )
+                    for field, message in error.problems:
+                        self.stderr.write(
+                            _("Line %(line)s: %(field)s: %(message)s") % {"line": number, "field": field, "message": message}
+                        )
                     continue
                 if len(pending) >= CHUNK:
                     result = store_events(pending, source)
