@@ -202,7 +202,7 @@ def test_order_without_checkout_exits_every_cart(anna, make_workflow, send_event
     assert set(workflow.enrollments.values_list("state", flat=True)) == {Enrollment.State.EXITED}
 
 
-def test_exit_during_a_wait_is_logged_at_the_wait(anna, make_workflow, send_event, t0):
+def test_exit_during_wait_logged_at_wait(anna, make_workflow, send_event, t0):
     workflow = make_workflow(
         [{"kind": "send_email"}, {"kind": "wait", "wait_days": 2}, {"kind": "send_email"}],
         exit_condition={"event": "order_placed", "since": "enrollment"},
@@ -220,7 +220,22 @@ def test_exit_during_a_wait_is_logged_at_the_wait(anna, make_workflow, send_even
     assert not StepMetric.objects.filter(step__position=2, exited__gt=0).exists()
 
 
-def test_exit_tag_added_when_exit_condition_matches_before_a_step(anna, bram, make_workflow, send_event, t0):
+def test_goal_exit_during_wait_logged_at_wait(anna, make_workflow, send_event, t0):
+    workflow = make_workflow(
+        [{"kind": "send_email"}, {"kind": "wait", "wait_days": 2}, {"kind": "send_email"}], goal_event="order_placed"
+    )
+    send_event("signed_up", anna.email, t0)
+    tick(t0)
+    send_event("order_placed", anna.email, t0 + timedelta(days=1), total_price="20.00")
+
+    tick(t0 + timedelta(days=1))
+
+    logs = dict(workflow.enrollments.get().logs.values_list("outcome", "step__position"))
+    assert logs[StepLog.Outcome.CONVERTED] == 0
+    assert logs[StepLog.Outcome.EXITED] == 1
+
+
+def test_exit_tag_on_step_check(anna, bram, make_workflow, send_event, t0):
     workflow = make_workflow(
         [{"kind": "wait", "wait_hours": 1}, {"kind": "add_tag", "tag": "reached-end"}],
         exit_condition={"field": "lead_score", "op": "gte", "value": 10},
@@ -229,7 +244,7 @@ def test_exit_tag_added_when_exit_condition_matches_before_a_step(anna, bram, ma
     send_event("signed_up", anna.email, t0)
     send_event("signed_up", bram.email, t0)
     tick(t0)
-    # A score change stores no event, so only the check before the next step sees it.
+    # A score change stores no event, so only the check before the next step detects it.
     Contact.objects.filter(pk=anna.pk).update(lead_score=12)
 
     tick(t0 + HOUR)

@@ -59,7 +59,9 @@ def current_steps(enrollments: list[Enrollment], now: datetime) -> dict[int, int
     """
     steps = {enrollment.pk: enrollment.step_id for enrollment in enrollments}
     waiting = [enrollment.pk for enrollment in enrollments if enrollment.next_run_at and enrollment.next_run_at > now]
-    latest = StepLog.objects.filter(enrollment_id=OuterRef("pk")).order_by("-at", "-id").values("step_id")[:1]
+    # A conversion is logged at the step whose message earned it, not where the contact is.
+    logs = StepLog.objects.filter(enrollment_id=OuterRef("pk")).exclude(outcome=StepLog.Outcome.CONVERTED)
+    latest = logs.order_by("-at", "-id").values("step_id")[:1]
     for start in range(0, len(waiting), CHUNK):
         rows = (
             Enrollment.objects.filter(pk__in=waiting[start : start + CHUNK])
@@ -72,8 +74,11 @@ def current_steps(enrollments: list[Enrollment], now: datetime) -> dict[int, int
     return steps
 
 
-def exit_enrollments(enrollments: list[Enrollment], reason: str, now: datetime) -> int:
-    """Exit the given active enrollments, logging each at the step it is at; return how many were still active."""
+def exit_enrollments(enrollments: list[Enrollment], reason: str, now: datetime, *, tag: str = "") -> int:
+    """Exit the given active enrollments, logging each at the step it is at; return how many were still active.
+
+    ``tag``, the workflow's tag on leaving, is added to their contacts.
+    """
     steps = current_steps(enrollments, now)
     ids = [enrollment.pk for enrollment in enrollments]
     exited = 0
@@ -100,6 +105,8 @@ def exit_enrollments(enrollments: list[Enrollment], reason: str, now: datetime) 
     for enrollment in enrollments:
         metrics.add(steps[enrollment.pk], now, "exited")
     metrics.write()
+    if tag:
+        tag_contacts([enrollment.contact_id for enrollment in enrollments], tag)
     return exited
 
 
@@ -116,9 +123,7 @@ def exit_on_events(events: list[Event], now: datetime) -> int:
             )
         )
         if matching:
-            total += exit_enrollments(matching, "exit condition", now)
-            if workflow.exit_tag:
-                tag_contacts([enrollment.contact_id for enrollment in matching], workflow.exit_tag)
+            total += exit_enrollments(matching, "exit condition", now, tag=workflow.exit_tag)
             logger.info("workflow %s: %s enrollments exited on arriving events", workflow.pk, len(matching))
     return total
 
@@ -193,10 +198,8 @@ def record_conversion(workflow: Workflow, enrollment: Enrollment, event: Event, 
         at=now,
     )
     if workflow.exit_on_goal and enrollment.state == Enrollment.State.ACTIVE:
-        exit_enrollments([enrollment], "goal reached", now)
+        exit_enrollments([enrollment], "goal reached", now, tag=workflow.exit_tag)
         enrollment.state = Enrollment.State.EXITED
-        if workflow.exit_tag:
-            tag_contacts([enrollment.contact_id], workflow.exit_tag)
     handoff = workflow.goal_handoff
     if handoff is not None and handoff.status == Workflow.Status.LIVE:
         key = event.key if handoff.keyed else ""
