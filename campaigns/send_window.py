@@ -1,7 +1,7 @@
 """Holds at send time: rules that make a due message wait instead of going out now.
 
 The sending policy, quiet hours among it, lives in the workflows app, which campaigns may not
-import. Workflows registers its check here when Django starts, and dispatch asks every
+import. Workflows registers its check here when Django starts, and dispatch calls every
 registered check once per message.
 """
 
@@ -28,7 +28,7 @@ def register(factory: HoldFactory) -> None:
 
 
 def batch_hold() -> Hold:
-    """Return one check for a dispatch batch: the latest time any registered check holds a delivery until."""
+    """Return one check for a dispatch batch: the latest time until which any registered check delays a delivery."""
     checks = [factory() for factory in factories]
 
     def hold(delivery: Delivery, now: datetime) -> datetime | None:

@@ -44,7 +44,7 @@ def update_tiers(
     reached_at: dict[int, datetime] | None = None,
     record_events: bool = True,
 ) -> TierChanges:
-    """Move the contacts into the best tier they qualify for; record an event for each rise unless told not to.
+    """Move the contacts into the best tier they qualify for, and record an event for each rise when ``record_events`` is true.
 
     A few queries per tier, whatever the number of contacts. ``reached_at`` gives, per contact,
     when its facts changed (its latest order); it dates the event and ``vip_since``. Contacts

@@ -141,9 +141,9 @@ def test_explain_shows_every_stored_reason(anna, make_workflow, send_event, t0):
     assert len(reasons) > 1
     # English reasons read as stored, with their times in the reader's date format.
     with translation.override("en"):
-        shown = [display(reason, anna.time_zone or None) for reason in reasons]
-    assert any(text != reason for text, reason in zip(shown, reasons, strict=True))
-    assert [text for text in shown if not any(line.endswith(text) for line in lines)] == []
+        displayed = [display(reason, anna.time_zone or None) for reason in reasons]
+    assert any(text != reason for text, reason in zip(displayed, reasons, strict=True))
+    assert [text for text in displayed if not any(line.endswith(text) for line in lines)] == []
 
 
 def test_explain_reports_conflict_exit(anna, make_workflow, send_event, t0):

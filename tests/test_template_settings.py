@@ -182,7 +182,7 @@ def test_admin_install_rejects_bad_sender(staff_client):
     assert Workflow.objects.count() == 0
     assert "shop at example is not a sender address. Enter one like Shop &lt;shop@example.com&gt;" in response.text
     assert 'id="id_from_email_welcome_series" maxlength="254" placeholder=' in response.text
-    # One note at the top says there are errors; the page shows no second banner for it.
+    # One note at the top reports the errors, and the page shows no second banner for them.
     assert response.text.count('class="errornote"') == 1
     assert 'class="messagelist"' not in response.text
 
@@ -278,7 +278,7 @@ def test_flowchart_describes_each_wait_mode():
         ("Welkom bij {{ shop_name }}!{% if order_count > 1 %} Weer terug!{% endif %}", "Welkom bij [shop_name]! Weer terug!"),
     ],
 )
-def test_flowchart_shows_merge_tags_as_a_reader_sees_them(subject, shown):
+def test_flowchart_readable_merge_tags(subject, shown):
     from workflows.flowchart import readable
 
     assert readable(subject) == shown

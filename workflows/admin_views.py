@@ -51,12 +51,12 @@ class TemplateLibraryView(View):
     def post(self, request: HttpRequest) -> HttpResponse:
         form = TemplateInstallForm(request.POST)
         if not form.is_valid():
-            # The page's error note says it once; the field errors sit in the template's card.
+            # The page shows one error note at the top, and the field errors appear in the template's card.
             return self.render(request, form, status=400)
 
         slug = form.cleaned_data["template"]
         language = form.cleaned_data["language"]
-        # A template without a code of its own gets none, whatever the form says.
+        # A template without a code of its own gets none, whatever the form contains.
         code = form.cleaned_data["discount_code"] if library.TEMPLATES[slug].discount_code else None
         workflow = library.install_template(
             slug, language=language, discount_code=code, from_email=form.cleaned_data["from_email"]

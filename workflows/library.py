@@ -363,8 +363,6 @@ ABANDONED_CART_SMS = TemplateSpec(
     goal_target_percent=Decimal("12"),
     # Above the email-only cart workflow, so a contact in both gets the SMS version's messages first.
     priority=25,
-    # NOTE: the default sending policy (no SMS on a day that had an email, 1 SMS and 3 emails per 7 days)
-    # defers the first SMS to the next morning and skips the second one. Relax it for this schedule.
     steps=[
         wait("abandoned-after-1h", hours=1),
         CART_REMINDER,
@@ -725,8 +723,8 @@ WIN_BACK = TemplateSpec(
             ),
             _("Yes, keep me subscribed"),
         ),
-        # A week to respond to the last email. Whoever clicks or orders has left by then through the
-        # exit condition, so whoever is still here counts as inactive.
+        # A week to respond to the last email. A contact who clicks or orders has left by then through
+        # the exit condition, so a contact still enrolled counts as inactive.
         wait("wait-answer", days=7),
         add_tag("suppressed-inactive", _("Into the suppressed-inactive segment"), "suppressed-inactive"),
     ],
@@ -915,8 +913,6 @@ SAAS_TRIAL_CONVERSION = TemplateSpec(
     # The catalogue has no trial_started event: a sign-up with the property plan = trial starts the trial.
     trigger_event="signed_up",
     trigger_filter={"property": "plan", "op": "eq", "value": "trial"},
-    # NOTE: eight emails in 14 days exceed the default cap of 3 promotional emails per 7 days, so the
-    # later ones are deferred. Raise the cap or expect a slower schedule.
     exit_condition={"any": [PURCHASED_SINCE_ENROLLMENT, UNSUBSCRIBED]},
     goal_event="order_placed",
     goal_window_days=21,

@@ -114,10 +114,6 @@ class Rules:
         return (policy.quiet_hours_start, policy.quiet_hours_end)
 
     @classmethod
-    def load_quiet_hours(cls) -> tuple[time, time] | None:
-        return cls.policy_quiet_hours(SendingPolicy.load())
-
-    @classmethod
     def load(cls) -> "Rules":
         policy = SendingPolicy.load()
         return cls(
@@ -151,12 +147,12 @@ def dispatch_hold() -> Callable[[Delivery, datetime], datetime | None]:
     The tick checks quiet hours when it queues a message, but a message retried after a failure,
     or queued just before the quiet hours began, reaches dispatch later.
     """
-    rules = Rules.load_quiet_hours()
+    quiet_hours = Rules.policy_quiet_hours(SendingPolicy.load())
 
     def hold(delivery: Delivery, now: datetime) -> datetime | None:
-        if rules is None or delivery.transactional or delivery.template.purpose != MessageTemplate.Purpose.MESSAGE:
+        if quiet_hours is None or delivery.transactional or delivery.template.purpose != MessageTemplate.Purpose.MESSAGE:
             return None
-        return quiet_hours_end(rules, delivery.contact.time_zone or None, now)
+        return quiet_hours_end(quiet_hours, delivery.contact.time_zone or None, now)
 
     return hold
 
